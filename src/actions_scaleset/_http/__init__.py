@@ -1,0 +1,37 @@
+"""The HTTP core every layer sends through: retry policy, error mapping, redacted logs."""
+
+from ._core import (
+    DEFAULT_TIMEOUT,
+    POLL_TIMEOUT,
+    HTTPCore,
+    decode_json,
+    decode_model,
+    invalid_response,
+    user_agent,
+)
+from ._retry import (
+    ACTIONS_RETRY,
+    MESSAGE_POLL_RETRY,
+    NO_RETRY,
+    REGISTRATION_RETRY,
+    REST_RETRY,
+    SINGLE_USE_RETRY,
+    RetryPolicy,
+)
+
+__all__ = [
+    "ACTIONS_RETRY",
+    "DEFAULT_TIMEOUT",
+    "MESSAGE_POLL_RETRY",
+    "NO_RETRY",
+    "POLL_TIMEOUT",
+    "REGISTRATION_RETRY",
+    "REST_RETRY",
+    "SINGLE_USE_RETRY",
+    "HTTPCore",
+    "RetryPolicy",
+    "decode_json",
+    "decode_model",
+    "invalid_response",
+    "user_agent",
+]

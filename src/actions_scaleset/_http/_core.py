@@ -1,0 +1,266 @@
+"""`HTTPCore`: one `httpx.AsyncClient`, the retry loop, error mapping and redacted logs.
+
+Every layer sends its requests through `HTTPCore.request`. It owns nothing but the
+client (when it made it) and the injected clock, sleep and randomness.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import platform
+import random as random_module
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any, Final, TypeVar
+
+import anyio
+import httpx
+
+from .._redact import redact_url
+from .._version import __version__
+from ..errors import (
+    AuthenticationError,
+    InvalidResponseError,
+    NetworkError,
+    RequestError,
+    RequestTimeoutError,
+    error_from_response,
+)
+from ..models import structure
+from ._retry import RetryPolicy
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "POLL_TIMEOUT",
+    "HTTPCore",
+    "decode_json",
+    "decode_model",
+    "invalid_response",
+    "user_agent",
+]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("actions_scaleset.http")
+
+DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+POLL_TIMEOUT: Final = httpx.Timeout(70.0, connect=10.0)
+"""Above the ~50 s the message queue holds a long poll before it answers 202 (spec §11)."""
+
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
+_UNSET: Final[Any] = object()
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+
+def user_agent(suffix: str | None = None) -> str:
+    """`actions-scaleset/<version> (+python/<ver>; httpx/<ver>)`, then the caller's suffix."""
+    base = f"actions-scaleset/{__version__} (+python/{platform.python_version()}; httpx/{httpx.__version__})"
+    return f"{base} {suffix.strip()}" if suffix and suffix.strip() else base
+
+
+class HTTPCore:
+    """Sends requests with a retry policy and turns failures into typed errors.
+
+    `http_client` is used as given (proxies, CA bundles and transports are yours);
+    when None, one is made and closed by `aclose()`. `sleep`, `clock` and `random`
+    are injectable so tests never wait.
+    """
+
+    def __init__(
+        self,
+        http_client: httpx.AsyncClient | None = None,
+        *,
+        user_agent_suffix: str | None = None,
+        sleep: Sleep = anyio.sleep,
+        clock: Clock = time.time,
+        random: Callable[[], float] = random_module.random,
+    ) -> None:
+        self._owns_client = http_client is None
+        self.client = http_client if http_client is not None else httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        self.user_agent = user_agent(user_agent_suffix)
+        self.sleep = sleep
+        self.clock = clock
+        self.random = random
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        policy: RetryPolicy,
+        auth: httpx.Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        json: Any = _UNSET,
+        data: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+        expect: Collection[int] = (200,),
+        unauthorized: type[AuthenticationError] = AuthenticationError,
+    ) -> httpx.Response:
+        """Send, retrying as `policy` says; return the response whose status is in `expect`.
+
+        An error status raises its typed `HTTPStatusError`; a 2xx outside `expect`
+        raises `InvalidResponseError`; a transport failure raises `TransportError`.
+        The body is read before returning.
+        """
+        content: bytes | None = None
+        all_headers = {"User-Agent": self.user_agent}
+        if json is not _UNSET:
+            content = jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+            all_headers["Content-Type"] = "application/json"
+        if headers:
+            all_headers.update(headers)
+        shown_url = redact_url(str(url))
+        attempt = 0
+        while True:
+            attempt += 1
+            request = self.client.build_request(
+                method,
+                url,
+                headers=all_headers,
+                params=params,
+                content=content,
+                data=data,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+            started = time.perf_counter()
+            try:
+                response = await self.client.send(
+                    request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
+                )
+                await response.aread()
+            except httpx.TransportError as exc:
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                wait = policy.delay_for_exception(attempt, exc, random=self.random())
+                _log(
+                    logging.DEBUG,
+                    "%s %s failed after %.1f ms: %s",
+                    method,
+                    shown_url,
+                    elapsed_ms,
+                    type(exc).__name__,
+                    attempt=attempt,
+                    elapsed_ms=elapsed_ms,
+                )
+                if wait is None:
+                    raise _transport_error(exc, method, str(url), attempt) from None
+                _log(
+                    logging.INFO,
+                    "retrying %s %s in %.1f s after %s (attempt %d of %d)",
+                    method,
+                    shown_url,
+                    wait,
+                    type(exc).__name__,
+                    attempt,
+                    policy.max_attempts,
+                    attempt=attempt,
+                )
+                await self.sleep(wait)
+                continue
+
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            status = response.status_code
+            _log(
+                logging.DEBUG,
+                "%s %s -> %d in %.1f ms",
+                method,
+                shown_url,
+                status,
+                elapsed_ms,
+                attempt=attempt,
+                elapsed_ms=elapsed_ms,
+                status_code=status,
+            )
+            if status in expect:
+                return response
+            if 200 <= status < 300:
+                raise InvalidResponseError(
+                    f"unexpected status {status} (expected {', '.join(map(str, sorted(expect)))})",
+                    **_ids(response, method, str(url)),
+                )
+            wait = policy.delay_for_status(
+                attempt, status, response.headers, response.content, now=self.clock(), random=self.random()
+            )
+            if wait is None:
+                raise error_from_response(
+                    method=method,
+                    url=str(response.request.url),
+                    status_code=status,
+                    headers=response.headers,
+                    body=response.content,
+                    now=self.clock(),
+                    unauthorized=unauthorized,
+                )
+            _log(
+                logging.INFO,
+                "retrying %s %s in %.1f s after status %d (attempt %d of %d)",
+                method,
+                shown_url,
+                wait,
+                status,
+                attempt,
+                policy.max_attempts,
+                attempt=attempt,
+                status_code=status,
+            )
+            await self.sleep(wait)
+
+
+def decode_json(response: httpx.Response, what: str) -> Any:
+    """The JSON of a response body, tolerating a UTF-8 BOM (spec §4.5).
+
+    An empty or malformed body raises `InvalidResponseError` naming `what` was expected.
+    """
+    body = response.content
+    if body.startswith(_UTF8_BOM):
+        body = body[len(_UTF8_BOM) :]
+    if not body.strip():
+        raise invalid_response(response, f"empty body where {what} was expected")
+    try:
+        return jsonlib.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid_response(response, f"malformed JSON where {what} was expected") from None
+
+
+def decode_model(response: httpx.Response, cls: type[T], what: str) -> T:
+    """The response body as a `cls`; any unusable body raises `InvalidResponseError` with its ids."""
+    payload = decode_json(response, what)
+    try:
+        return structure(payload, cls, what)
+    except InvalidResponseError as exc:
+        raise invalid_response(response, exc.reason) from None
+
+
+def invalid_response(response: httpx.Response, reason: str) -> InvalidResponseError:
+    """An `InvalidResponseError` carrying the response's request and ids."""
+    return InvalidResponseError(reason, **_ids(response))
+
+
+def _ids(response: httpx.Response, method: str | None = None, url: str | None = None) -> dict[str, Any]:
+    request = response._request
+    return {
+        "method": method or (request.method if request is not None else None),
+        "url": url or (str(request.url) if request is not None else None),
+        "status_code": response.status_code,
+        "activity_id": response.headers.get("activityid") or None,
+        "github_request_id": response.headers.get("x-github-request-id") or None,
+    }
+
+
+def _transport_error(exc: httpx.TransportError, method: str, url: str, attempts: int) -> RequestError:
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if isinstance(exc, httpx.TimeoutException):
+        return RequestTimeoutError(f"request timed out ({type(exc).__name__}){tries}", method=method, url=url)
+    return NetworkError(f"request failed ({type(exc).__name__}: {exc}){tries}", method=method, url=url)
+
+
+def _log(level: int, msg: str, *args: object, **extra: object) -> None:
+    if logger.isEnabledFor(level):
+        logger.log(level, msg, *args, extra=extra)

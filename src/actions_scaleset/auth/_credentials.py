@@ -1,0 +1,187 @@
+"""GitHub credentials: a personal access token or a GitHub App (spec: scaleset-api.md §3.1-3.2)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Final, Protocol
+
+from .._http import REST_RETRY, HTTPCore, decode_model
+from .._secret import Secret
+from ..config import GitHubConfig
+from ..errors import ConfigurationError, InvalidPrivateKeyError
+from ..models import Installation, InstallationToken
+from ._cache import TokenCache
+from ._secret_auth import BearerAuth, host_of
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+__all__ = ["Credentials", "GitHubApp", "PersonalAccessToken"]
+
+logger = logging.getLogger("actions_scaleset.auth")
+
+APP_JWT_BACKDATE: Final = 60.0
+"""`iat` is set this far in the past, for clock skew (spec §3.2)."""
+APP_JWT_LIFETIME: Final = 540.0
+"""`exp = iat + 9 min`: under GitHub's 10-minute maximum."""
+INSTALLATION_TOKEN_MARGIN: Final = 300.0
+"""Installation tokens are replaced 5 minutes before `expires_at`."""
+INSTALLATION_TOKEN_ASSUMED_LIFETIME: Final = 3600.0
+GITHUB_JSON: Final = "application/vnd.github+json"
+
+
+class Credentials(Protocol):
+    """What `GitHubClient` needs from a credential: an `httpx.Auth` for one config's REST host."""
+
+    def bind(self, config: GitHubConfig, http: HTTPCore) -> BearerAuth: ...
+
+
+class PersonalAccessToken:
+    """A classic or fine-grained personal access token, sent as `Bearer` (spec §3.3)."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self, token: str | Secret) -> None:
+        self._token = Secret(token)
+        if not self._token.get_secret_value().strip():
+            raise ConfigurationError("the personal access token is empty")
+
+    def __repr__(self) -> str:
+        return "PersonalAccessToken(Secret('**********'))"
+
+    @property
+    def token(self) -> Secret:
+        return self._token
+
+    def bind(self, config: GitHubConfig, http: HTTPCore) -> BearerAuth:
+        token = self._token
+
+        async def current() -> Secret:
+            return token
+
+        return BearerAuth(host_of(config.api_url), current, kind="GitHub token")
+
+
+class GitHubApp:
+    """A GitHub App installation.
+
+    `client_id` (or the numeric `app_id`) identifies the App; `installation_id` is
+    looked up from the config URL when not given. `private_key` is the App's PEM
+    RSA key (PKCS#1 or PKCS#8) and is checked here: a bad key raises
+    `InvalidPrivateKeyError` now, not at the first request.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str | None = None,
+        app_id: int | str | None = None,
+        installation_id: int | None = None,
+        private_key: str | bytes | Secret,
+    ) -> None:
+        if (client_id is None) == (app_id is None):
+            raise ConfigurationError("give exactly one of client_id= or app_id= for a GitHubApp")
+        issuer = str(client_id if client_id is not None else app_id).strip()
+        if not issuer:
+            raise ConfigurationError("the GitHub App client_id/app_id is empty")
+        if installation_id is not None and (not isinstance(installation_id, int) or installation_id <= 0):
+            raise ConfigurationError("installation_id must be a positive integer")
+        self.issuer = issuer
+        self.installation_id = installation_id
+        self._key = load_rsa_private_key(private_key)
+
+    def __repr__(self) -> str:
+        return f"GitHubApp(issuer={self.issuer!r}, installation_id={self.installation_id!r})"
+
+    def app_jwt(self, *, now: float) -> Secret:
+        """An App JWT: RS256, `iat` = now - 60 s, `exp` = iat + 9 min, a random `jti`.
+
+        The `jti` keeps tokens minted in the same second by concurrent workers
+        distinct (GitHub rejects byte-identical JWTs as replays).
+        """
+        import jwt
+
+        iat = int(now - APP_JWT_BACKDATE)
+        claims = {
+            "iat": iat,
+            "exp": iat + int(APP_JWT_LIFETIME),
+            "iss": self.issuer,
+            "jti": secrets.token_hex(16),
+        }
+        return Secret(jwt.encode(claims, self._key, algorithm="RS256"))
+
+    def bind(self, config: GitHubConfig, http: HTTPCore) -> BearerAuth:
+        return _InstallationTokens(self, config, http).auth
+
+
+class _InstallationTokens:
+    """The installation token for one App on one config: looked up, cached, refreshed."""
+
+    def __init__(self, app: GitHubApp, config: GitHubConfig, http: HTTPCore) -> None:
+        self.app = app
+        self.config = config
+        self.http = http
+        self.installation_id = app.installation_id
+        self.cache: TokenCache[Secret] = TokenCache(
+            self._fetch, clock=http.clock, refresh_margin=INSTALLATION_TOKEN_MARGIN
+        )
+        self.auth = BearerAuth(
+            host_of(config.api_url), self.cache.get, refresh=self.cache.refresh, kind="installation token"
+        )
+
+    def _jwt_headers(self) -> dict[str, str]:
+        jwt_token = self.app.app_jwt(now=self.http.clock())
+        return {"Authorization": f"Bearer {jwt_token.get_secret_value()}", "Accept": GITHUB_JSON}
+
+    async def _installation(self) -> int:
+        if self.installation_id is None:
+            url = self.config.api(self.config.installation_path)
+            response = await self.http.request("GET", url, policy=REST_RETRY, headers=self._jwt_headers())
+            self.installation_id = decode_model(response, Installation, "an installation").id
+            logger.info("found GitHub App installation %d for %s", self.installation_id, self.config.name)
+        return self.installation_id
+
+    async def _fetch(self) -> tuple[Secret, float | None]:
+        installation = await self._installation()
+        url = self.config.api(f"/app/installations/{installation}/access_tokens")
+        response = await self.http.request(
+            "POST", url, policy=REST_RETRY, headers=self._jwt_headers(), expect=(201, 200)
+        )
+        minted = decode_model(response, InstallationToken, "an installation access token")
+        if minted.expires_at is not None:
+            expires_at = minted.expires_at.timestamp()
+        else:
+            expires_at = self.http.clock() + INSTALLATION_TOKEN_ASSUMED_LIFETIME
+        logger.debug("minted an installation token for installation %d", installation)
+        return minted.token, expires_at
+
+
+def load_rsa_private_key(pem: str | bytes | Secret) -> RSAPrivateKey:
+    """Load a PEM RSA private key (PKCS#1 or PKCS#8); `InvalidPrivateKeyError` otherwise."""
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    if isinstance(pem, Secret):
+        pem = pem.get_secret_value()
+    if isinstance(pem, str):
+        pem = pem.strip().replace("\\n", "\n").encode()
+    if not isinstance(pem, bytes) or b"-----BEGIN" not in pem:
+        raise InvalidPrivateKeyError(
+            "the GitHub App private key is not PEM: expected text starting with "
+            "'-----BEGIN RSA PRIVATE KEY-----' or '-----BEGIN PRIVATE KEY-----'"
+        )
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise InvalidPrivateKeyError(
+            "the GitHub App private key could not be loaded: it must be an unencrypted "
+            "PEM RSA private key (PKCS#1 or PKCS#8), as downloaded from the App's settings"
+        ) from None
+    except Exception:  # noqa: BLE001 - cryptography raises backend-specific errors for garbage
+        raise InvalidPrivateKeyError("the GitHub App private key could not be loaded") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise InvalidPrivateKeyError(
+            f"the GitHub App private key is a {type(key).__name__.removeprefix('_')}, not an RSA key"
+        )
+    return key
