@@ -18,8 +18,17 @@ API = "https://api.github.com"
 RUNNERS = {
     "total_count": 50,
     "runners": [
-        {"id": i, "name": f"runner-{i}", "os": "linux", "status": "online", "busy": i % 2 == 0,
-         "labels": [{"id": 1, "name": "self-hosted", "type": "read-only"}, {"id": 2, "name": "linux", "type": "custom"}]}
+        {
+            "id": i,
+            "name": f"runner-{i}",
+            "os": "linux",
+            "status": "online",
+            "busy": i % 2 == 0,
+            "labels": [
+                {"id": 1, "name": "self-hosted", "type": "read-only"},
+                {"id": 2, "name": "linux", "type": "custom"},
+            ],
+        }
         for i in range(50)
     ],
 }
@@ -31,15 +40,22 @@ def transport() -> httpx.MockTransport:
 
 
 async def bench_list_runners() -> Comparison:
-    async with httpx.AsyncClient(transport=transport()) as raw, httpx.AsyncClient(transport=transport()) as sdk_http:
-        github = asc.GitHubClient("https://github.com/acme", asc.PersonalAccessToken("ghp_x"), http_client=sdk_http)
+    async with (
+        httpx.AsyncClient(transport=transport()) as raw,
+        httpx.AsyncClient(transport=transport()) as sdk_http,
+    ):
+        github = asc.GitHubClient(
+            "https://github.com/acme", asc.PersonalAccessToken("ghp_x"), http_client=sdk_http
+        )
         headers = {"Authorization": "Bearer ghp_x", "Accept": "application/vnd.github+json"}
 
         async def sdk() -> object:
             return await github.list_runners()
 
         async def baseline() -> object:
-            response = await raw.get(f"{API}/orgs/acme/actions/runners", params={"per_page": "100"}, headers=headers)
+            response = await raw.get(
+                f"{API}/orgs/acme/actions/runners", params={"per_page": "100"}, headers=headers
+            )
             response.raise_for_status()
             return [(r["id"], r["name"], r["busy"]) for r in response.json()["runners"]]
 
@@ -47,17 +63,23 @@ async def bench_list_runners() -> Comparison:
 
 
 async def bench_registration_token() -> Comparison:
-    body = json.dumps({"token": "AABF3JGZDX3P5PMEXLND6TS6FCWO6", "expires_at": "2026-05-04T11:07:21Z"}).encode()
+    body = json.dumps(
+        {"token": "AABF3JGZDX3P5PMEXLND6TS6FCWO6", "expires_at": "2026-05-04T11:07:21Z"}
+    ).encode()
     mock = httpx.MockTransport(lambda request: httpx.Response(201, content=body))
     async with httpx.AsyncClient(transport=mock) as raw, httpx.AsyncClient(transport=mock) as sdk_http:
-        github = asc.GitHubClient("https://github.com/acme", asc.PersonalAccessToken("ghp_x"), http_client=sdk_http)
+        github = asc.GitHubClient(
+            "https://github.com/acme", asc.PersonalAccessToken("ghp_x"), http_client=sdk_http
+        )
 
         async def sdk() -> object:
             return await github.create_registration_token()
 
         async def baseline() -> object:
-            response = await raw.post(f"{API}/orgs/acme/actions/runners/registration-token",
-                                      headers={"Authorization": "Bearer ghp_x"})
+            response = await raw.post(
+                f"{API}/orgs/acme/actions/runners/registration-token",
+                headers={"Authorization": "Bearer ghp_x"},
+            )
             response.raise_for_status()
             return response.json()["token"]
 

@@ -28,13 +28,22 @@ def fake_github() -> httpx.MockTransport:
                 return httpx.Response(503, headers={"Retry-After": "1"})
             return httpx.Response(201, json={"token": "AABF3JGZDX3P5PMEXLND6TS6FCWO6"})
         if path == "/orgs/acme/actions/runners":
-            return httpx.Response(200, json={"total_count": 2, "runners": [
-                {"id": 1, "name": "linux-1", "status": "online", "busy": True},
-                {"id": 2, "name": "linux-2", "status": "offline", "busy": False},
-            ]})
+            return httpx.Response(
+                200,
+                json={
+                    "total_count": 2,
+                    "runners": [
+                        {"id": 1, "name": "linux-1", "status": "online", "busy": True},
+                        {"id": 2, "name": "linux-2", "status": "offline", "busy": False},
+                    ],
+                },
+            )
         if path == "/orgs/acme/actions/runners/generate-jitconfig":
-            return httpx.Response(409, json={"message": "Already exists - A runner with the name linux-1 exists."},
-                                  headers={"X-GitHub-Request-Id": "DEMO:1"})
+            return httpx.Response(
+                409,
+                json={"message": "Already exists - A runner with the name linux-1 exists."},
+                headers={"X-GitHub-Request-Id": "DEMO:1"},
+            )
         return httpx.Response(404, json={"message": "Not Found"})
 
     return httpx.MockTransport(handle)
@@ -42,7 +51,11 @@ def fake_github() -> httpx.MockTransport:
 
 async def main() -> None:
     print("1. Config URLs decide the scope and the REST API base")
-    for url in ["https://github.com/acme", "https://github.com/acme/app", "https://ghes.example.com/enterprises/big"]:
+    for url in [
+        "https://github.com/acme",
+        "https://github.com/acme/app",
+        "https://ghes.example.com/enterprises/big",
+    ]:
         config = asc.GitHubConfig.parse(url, env={})
         print(f"   {url:45} -> {config.scope.value:12} {config.api_url}")
     try:
