@@ -15,6 +15,7 @@ from ._http import (
 )
 from ._secret import Secret
 from ._version import __version__
+from .actions import ScaleSetClient
 from .auth import Credentials, GitHubApp, PersonalAccessToken
 from .config import GitHubConfig, Scope
 from .errors import (
@@ -43,6 +44,7 @@ from .errors import (
     RequestError,
     RequestTimeoutError,
     RunnerExistsError,
+    RunnerGroupNotFoundError,
     RunnerNotFoundError,
     RunnerSessionConflictError,
     RunnerSessionInvalidError,
@@ -56,8 +58,11 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .github import GitHubClient
+from .listener import EnsureScaleSet, Listener, MetricsRecorder, NoopMetrics, Scaler, desired_runners
 from .models import (
+    AcquirableJob,
     ActionsPermissions,
+    ActionsServiceAdminConnection,
     GitHubJitConfig,
     GitHubRunner,
     GitHubRunnerGroup,
@@ -65,9 +70,25 @@ from .models import (
     GitHubUser,
     Installation,
     InstallationToken,
+    JitRunnerConfig,
+    JobAssigned,
+    JobAvailable,
+    JobCompleted,
+    JobEvent,
+    JobStarted,
+    Label,
     Organization,
     RegistrationToken,
+    RunnerGroup,
+    RunnerReference,
+    RunnerScaleSet,
+    RunnerScaleSetMessage,
+    RunnerScaleSetSession,
+    RunnerScaleSetStatistic,
+    RunnerSetting,
+    UnknownJobEvent,
 )
+from .session import MessageSession
 
 __all__ = [
     "ACTIONS_RETRY",
@@ -77,8 +98,10 @@ __all__ = [
     "REST_RETRY",
     "SINGLE_USE_RETRY",
     "AcknowledgeJobNotFoundError",
+    "AcquirableJob",
     "ActionsPermissions",
     "ActionsScaleSetError",
+    "ActionsServiceAdminConnection",
     "AuthenticationError",
     "BadRequestError",
     "BrokerError",
@@ -86,6 +109,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "Credentials",
+    "EnsureScaleSet",
     "GitHubApp",
     "GitHubClient",
     "GitHubConfig",
@@ -102,9 +126,20 @@ __all__ = [
     "InvalidJitConfigError",
     "InvalidPrivateKeyError",
     "InvalidResponseError",
+    "JitRunnerConfig",
+    "JobAssigned",
+    "JobAvailable",
+    "JobCompleted",
+    "JobEvent",
+    "JobStarted",
     "JobStillRunningError",
+    "Label",
+    "Listener",
     "MessageQueueTokenExpiredError",
+    "MessageSession",
+    "MetricsRecorder",
     "NetworkError",
+    "NoopMetrics",
     "NotFoundError",
     "OAuthError",
     "Organization",
@@ -118,17 +153,29 @@ __all__ = [
     "RetryPolicy",
     "RunServiceError",
     "RunnerExistsError",
+    "RunnerGroup",
+    "RunnerGroupNotFoundError",
     "RunnerNotFoundError",
+    "RunnerReference",
+    "RunnerScaleSet",
+    "RunnerScaleSetMessage",
+    "RunnerScaleSetSession",
+    "RunnerScaleSetStatistic",
     "RunnerSessionConflictError",
     "RunnerSessionInvalidError",
+    "RunnerSetting",
     "RunnerVersionTooOldError",
+    "ScaleSetClient",
     "ScaleSetNotFoundError",
+    "Scaler",
     "Scope",
     "SecondaryRateLimitError",
     "Secret",
     "ServerError",
     "SessionConflictError",
     "TransportError",
+    "UnknownJobEvent",
     "UnprocessableEntityError",
     "__version__",
+    "desired_runners",
 ]

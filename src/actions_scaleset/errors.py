@@ -22,7 +22,8 @@ Every exception the public API raises is an `ActionsScaleSetError`::
             ├── PermissionDeniedError                 403
             ├── NotFoundError                         404
             │   ├── ScaleSetNotFoundError             RunnerScaleSetNotFoundException
-            │   └── RunnerNotFoundError               AgentNotFoundException
+            │   ├── RunnerNotFoundError               AgentNotFoundException
+            │   └── RunnerGroupNotFoundError          no runner group of that name
             ├── ConflictError                         409
             │   ├── SessionConflictError              RunnerScaleSetSessionConflictException
             │   └── RunnerExistsError                 AgentExistsException
@@ -85,6 +86,7 @@ __all__ = [
     "RequestTimeoutError",
     "RunServiceError",
     "RunnerExistsError",
+    "RunnerGroupNotFoundError",
     "RunnerNotFoundError",
     "RunnerSessionConflictError",
     "RunnerSessionInvalidError",
@@ -287,6 +289,10 @@ class ScaleSetNotFoundError(NotFoundError):
 
 class RunnerNotFoundError(NotFoundError):
     """The runner does not exist (or was removed)."""
+
+
+class RunnerGroupNotFoundError(NotFoundError):
+    """No runner group has that name."""
 
 
 class SessionConflictError(ConflictError):

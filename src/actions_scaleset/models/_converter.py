@@ -1,33 +1,79 @@
 """The one cattrs converter, and every wire quirk it handles (spec: scaleset-api.md §4.5, §6).
 
-* camelCase on the wire, snake_case in Python, for classes marked `@camel_wire`;
+* camelCase on the wire, snake_case in Python, for classes marked `@camel_wire`
+  (every Actions-service model but `ActionsServiceAdminConnection` is marked here);
   a field's `metadata={"wire": "RunnerSetting"}` names an exception.
 * Keys match case-insensitively, as Go's `encoding/json` does; unknown keys are ignored.
 * Times: RFC 3339 with up to 7 fraction digits (.NET), `Z` or an offset, and the
   zero time `0001-01-01T00:00:00Z` read as None.
 * `Secret` values are plain strings on the wire.
+
+Actions-service models (`_scaleset`) are read and written as Go's `encoding/json` does:
+
+* read: a JSON `null` is the same as an absent key (the field keeps its default);
+  a nil session UUID is None; the message `body` is a JSON *string* holding a list
+  of job events, parsed once, here, into `RunnerScaleSetMessage.events`
+  (`parse_job_events`; a UTF-8 BOM is tolerated; an unknown `messageType` becomes an
+  `UnknownJobEvent`).
+* write: None is never sent; a None time is the zero time and a None session id the
+  nil UUID; the `omitempty` fields of the spec's tables are left out when zero or
+  empty (so `False` is never sent in `RunnerSetting`); `RunnerSetting` and `createdOn`
+  always go; each job event carries its `messageType`.
+
+Request bodies are built by the pure functions at the end (`scale_set_request_body`,
+`session_request_body`, `jit_config_request_body`).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .._secret import Secret
 from ..errors import InvalidResponseError
+from ._scaleset import (
+    JOB_MESSAGES_TYPE,
+    AcquirableJob,
+    ActionsServiceAdminConnection,
+    JitRunnerConfig,
+    JobAssigned,
+    JobAvailable,
+    JobCompleted,
+    JobEvent,
+    JobMessageBase,
+    JobStarted,
+    Label,
+    ListEnvelope,
+    RunnerGroup,
+    RunnerReference,
+    RunnerScaleSet,
+    RunnerScaleSetMessage,
+    RunnerScaleSetSession,
+    RunnerScaleSetStatistic,
+    RunnerSetting,
+    UnknownJobEvent,
+)
 
 __all__ = [
+    "NIL_UUID",
     "ZERO_TIME",
     "camel_wire",
     "converter",
+    "format_job_events",
     "format_timestamp",
+    "jit_config_request_body",
+    "parse_job_events",
     "parse_timestamp",
+    "scale_set_request_body",
+    "session_request_body",
     "structure",
     "to_camel",
     "unstructure",
@@ -36,6 +82,7 @@ __all__ = [
 T = TypeVar("T")
 
 ZERO_TIME: Final = "0001-01-01T00:00:00Z"
+NIL_UUID: Final = "00000000-0000-0000-0000-000000000000"
 _CAMEL_MARK: Final = "__actions_scaleset_camel_wire__"
 _TIMESTAMP: Final = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?\s*(Z|z|[+-]\d{2}:?\d{2})?$"
@@ -72,7 +119,10 @@ def parse_timestamp(value: str) -> datetime | None:
         digits = zone[1:].replace(":", "")
         tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
     parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=tz)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-02:00
+        raise ValueError(f"timestamp out of range: {value[:40]!r}") from None
 
 
 def format_timestamp(value: datetime | None) -> str:
@@ -95,6 +145,8 @@ def _structure_datetime(value: Any, _: type) -> datetime | None:
         return value
     if not isinstance(value, str):
         raise TypeError(f"a timestamp must be a string, not {type(value).__name__}")
+    if value == ZERO_TIME:  # the usual "not yet" of job events, worth a fast path
+        return None
     return parse_timestamp(value)
 
 
@@ -126,6 +178,23 @@ def _structure_bool(value: Any, _: type) -> bool:
     return value
 
 
+def _is_homogeneous_tuple(cls: Any) -> bool:
+    args = get_args(cls)
+    return get_origin(cls) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _tuple_factory(cls: Any) -> Callable[[Any, Any], Any]:
+    # cattrs would turn a string into a tuple of characters; a JSON list (or a tuple) is required.
+    structure_items = homogenous_tuple_structure_factory(cls, converter)
+
+    def structure_tuple(value: Any, target: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"expected a JSON list, got {_json_kind(value)}")
+        return structure_items(value, target)
+
+    return structure_tuple
+
+
 def _wire_names(cls: type) -> dict[str, str]:
     camel = bool(getattr(cls, _CAMEL_MARK, False))
     names = {}
@@ -135,28 +204,57 @@ def _wire_names(cls: type) -> dict[str, str]:
     return names
 
 
-def _structure_factory(cls: type) -> Callable[[Any, type], Any]:
+def _key_normaliser(names: Mapping[str, str]) -> Callable[[Mapping[Any, Any]], Mapping[Any, Any]]:
+    """Rename keys that match a wire name but for case (Go's rule); exact keys cost one set test."""
+    wire = frozenset(names.values())
+    by_lower = {name.lower(): name for name in wire}
+
+    def normalise(value: Mapping[Any, Any]) -> Mapping[Any, Any]:
+        if wire.issuperset(value):
+            return value
+        if not any(str(key).lower() in by_lower for key in value.keys() - wire):
+            return value
+        return {
+            (key if key in wire else by_lower.get(str(key).lower(), key)): item for key, item in value.items()
+        }
+
+    return normalise
+
+
+def _structure_fn(
+    cls: type,
+    *,
+    hooks: Mapping[str, Callable[[Any, Any], Any]] | None = None,
+    go_nulls: bool = False,
+    prepare: Callable[[Mapping[Any, Any]], Mapping[Any, Any]] | None = None,
+) -> Callable[[Any, type], Any]:
+    """A structure hook for an attrs class: wire names, case-insensitive keys.
+
+    `hooks` replace the structure hook of some fields; `go_nulls` reads a JSON null
+    as an absent key; `prepare` rewrites the (renamed) mapping last.
+    """
     names = _wire_names(cls)
-    generated: Callable[[Any, type], Any] = make_dict_structure_fn(
-        cls,
-        converter,
-        **{name: override(rename=wire) for name, wire in names.items()},  # type: ignore[arg-type]
-    )
-    wire_names = frozenset(names.values())
-    by_lower = {wire.lower(): wire for wire in wire_names}
+    hooks = hooks or {}
+    overrides = {name: override(rename=wire, struct_hook=hooks.get(name)) for name, wire in names.items()}
+    generated: Callable[[Any, type], Any] = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
+    normalise = _key_normaliser(names)
+    what = getattr(cls, "__name__", str(cls))
 
     def structure_hook(value: Any, target: type) -> Any:
         if not isinstance(value, Mapping):
-            raise TypeError(f"expected a JSON object for {cls.__name__}, got {type(value).__name__}")
-        if not wire_names.issuperset(value):
-            # Go's encoding/json matches field names case-insensitively (spec §4.5)
-            value = {
-                (key if key in wire_names else by_lower.get(str(key).lower(), key)): item
-                for key, item in value.items()
-            }
+            raise TypeError(f"expected a JSON object for {what}, got {_json_kind(value)}")
+        value = normalise(value)
+        if go_nulls and None in value.values():
+            value = {key: item for key, item in value.items() if item is not None}
+        if prepare is not None:
+            value = prepare(value)
         return generated(value, target)
 
     return structure_hook
+
+
+def _structure_factory(cls: type) -> Callable[[Any, type], Any]:
+    return _structure_fn(cls)
 
 
 def _unstructure_factory(cls: type) -> Callable[[Any], Any]:
@@ -177,7 +275,284 @@ converter.register_structure_hook(int, _structure_int)
 converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(bool, _structure_bool)
 converter.register_structure_hook_factory(attrs.has, _structure_factory)
+converter.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_factory)
 converter.register_unstructure_hook_factory(attrs.has, _unstructure_factory)
+
+
+# --------------------------------------------------------------------------- Actions-service models
+
+# Every Actions-service model but the admin connection (`{url, token}`) is camelCase.
+for _cls in (
+    AcquirableJob,
+    JitRunnerConfig,
+    JobAssigned,
+    JobAvailable,
+    JobCompleted,
+    JobStarted,
+    Label,
+    RunnerGroup,
+    RunnerReference,
+    RunnerScaleSet,
+    RunnerScaleSetMessage,
+    RunnerScaleSetSession,
+    RunnerScaleSetStatistic,
+    RunnerSetting,
+):
+    camel_wire(_cls)
+del _cls
+
+_GO_WIRE: Final = frozenset(
+    {
+        AcquirableJob,
+        ActionsServiceAdminConnection,
+        JitRunnerConfig,
+        JobAssigned,
+        JobAvailable,
+        JobCompleted,
+        JobStarted,
+        Label,
+        RunnerGroup,
+        RunnerReference,
+        RunnerScaleSet,
+        RunnerScaleSetMessage,
+        RunnerScaleSetSession,
+        RunnerScaleSetStatistic,
+        RunnerSetting,
+    }
+)
+# Go `omitempty` fields (spec §6): left out when zero, empty or false. The rest is always sent.
+_OMIT_EMPTY: Final[Mapping[type, frozenset[str]]] = {
+    RunnerScaleSet: frozenset(
+        {"id", "name", "runner_group_id", "runner_group_name", "labels", "runner_jit_config_url"}
+    ),
+    RunnerSetting: frozenset({"ephemeral", "is_elastic", "disable_update"}),
+}
+_JOB_EVENT_TYPES: Final[Mapping[str, type[JobMessageBase]]] = {
+    cls.message_type: cls for cls in (JobAvailable, JobAssigned, JobStarted, JobCompleted)
+}
+_OPTIONAL_DATETIME: Final = datetime | None
+_BOM: Final = "\ufeff"
+_JSON_KINDS: Final = (
+    (type(None), "null"),
+    (bool, "a boolean"),
+    (int | float, "a number"),
+    (str, "a string"),
+    (list, "a list"),
+    (Mapping, "an object"),
+)
+
+
+def _is_go_wire(cls: Any) -> bool:
+    # UnknownJobEvent has hooks of its own, registered below.
+    return cls in _GO_WIRE or get_origin(cls) is ListEnvelope
+
+
+def _go_structure_factory(cls: type) -> Callable[[Any, type], Any]:
+    if cls is RunnerScaleSetMessage:
+        return _structure_fn(cls, hooks={"events": _passthrough}, go_nulls=True, prepare=_with_events)
+    if cls is RunnerScaleSetSession:
+        return _structure_fn(cls, hooks={"session_id": _structure_session_id}, go_nulls=True)
+    return _structure_fn(cls, go_nulls=True)
+
+
+def _go_unstructure_factory(cls: type) -> Callable[[Any], Any]:
+    if cls is RunnerScaleSetMessage:
+        return _go_unstructure_fn(cls, omit=frozenset({"events"}))
+    if cls is RunnerScaleSetSession:
+        return _go_unstructure_fn(cls, hooks={"session_id": lambda value: value or NIL_UUID})
+    unstructure_fields = _go_unstructure_fn(cls, omit_empty=_OMIT_EMPTY.get(cls, frozenset()))
+    if isinstance(cls, type) and issubclass(cls, JobMessageBase):
+        message_type = cls.message_type
+
+        def unstructure_event(value: Any) -> dict[str, Any]:
+            return {"messageType": message_type, **unstructure_fields(value)}
+
+        return unstructure_event
+    return unstructure_fields
+
+
+def _go_unstructure_fn(
+    cls: type,
+    *,
+    omit_empty: frozenset[str] = frozenset(),
+    omit: frozenset[str] = frozenset(),
+    hooks: Mapping[str, Callable[[Any], Any]] | None = None,
+) -> Callable[[Any], dict[str, Any]]:
+    """Unstructure as Go's `encoding/json` marshals: None left out, None times as the zero time."""
+    attrs.resolve_types(get_origin(cls) or cls)
+    names = _wire_names(cls)
+    hooks = hooks or {}
+    overrides: dict[str, Any] = {}
+    for field in attrs.fields(cls):
+        if field.name in omit:
+            overrides[field.name] = override(omit=True)
+            continue
+        hook = hooks.get(field.name)
+        if hook is None and field.type == _OPTIONAL_DATETIME:
+            hook = format_timestamp
+        overrides[field.name] = override(rename=names[field.name], unstruct_hook=hook)
+    generated: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, converter, **overrides)
+    empty = frozenset(names[name] for name in omit_empty)
+
+    def unstructure_hook(value: Any) -> dict[str, Any]:
+        data = generated(value)
+        for key in [key for key, item in data.items() if item is None or (key in empty and not item)]:
+            del data[key]
+        return data
+
+    return unstructure_hook
+
+
+def _passthrough(value: Any, _: Any) -> Any:
+    return value
+
+
+def _structure_session_id(value: Any, _: Any) -> str | None:
+    # scaleset always sends a session id, the nil UUID when there is none (spec §6, §9.2).
+    text = _structure_str(value, str)
+    return None if text in ("", NIL_UUID) else text
+
+
+def _with_events(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Parse a message's `body` once, when the message is decoded (spec §6)."""
+    body = value.get("body", "")
+    if not isinstance(body, str):
+        raise TypeError(f"the message body must be a JSON string holding a list, not {_json_kind(body)}")
+    events = parse_job_events(body) if value.get("messageType") == JOB_MESSAGES_TYPE else ()
+    return {**value, "events": events}
+
+
+def _message_type_of(item: Mapping[str, Any]) -> str:
+    message_type = item.get("messageType")
+    if message_type is None:
+        message_type = next((v for k, v in item.items() if str(k).lower() == "messagetype"), None)
+    if message_type is None:
+        return ""
+    if not isinstance(message_type, str):
+        raise TypeError(f"messageType must be a string, not {_json_kind(message_type)}")
+    return message_type
+
+
+def _structure_unknown_event(value: Any, _: Any) -> UnknownJobEvent:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a JSON object for a job message, got {_json_kind(value)}")
+    return UnknownJobEvent(message_type=_message_type_of(value), raw=dict(value))
+
+
+def _unstructure_unknown_event(value: UnknownJobEvent) -> dict[str, Any]:
+    raw = dict(value.raw)
+    if not any(str(key).lower() == "messagetype" for key in raw):
+        raw["messageType"] = value.message_type
+    return raw
+
+
+def _json_kind(value: Any) -> str:
+    """How a decoded JSON value reads in an error message (never the value: it may be secret)."""
+    for kind, name in _JSON_KINDS:
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+converter.register_structure_hook_factory(_is_go_wire, _go_structure_factory)
+converter.register_unstructure_hook_factory(_is_go_wire, _go_unstructure_factory)
+converter.register_structure_hook(UnknownJobEvent, _structure_unknown_event)
+converter.register_unstructure_hook(UnknownJobEvent, _unstructure_unknown_event)
+
+
+def parse_job_events(body: str) -> tuple[JobEvent, ...]:
+    """The job events in a message `body`: a JSON list, double-encoded in a string (spec §6).
+
+    An empty body has none; a leading UTF-8 BOM is skipped. Elements dispatch on their
+    `messageType`; an unknown type is kept as an `UnknownJobEvent`. Anything that is
+    not a JSON list of objects raises `InvalidResponseError` (so does `"null"`).
+    """
+    text = body.removeprefix(_BOM)
+    if not text.strip():
+        return ()
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidResponseError(
+            f"the message body is not JSON ({exc.msg} at character {exc.pos})"
+        ) from None
+    except (ValueError, RecursionError):
+        raise InvalidResponseError("the message body is not JSON") from None
+    if not isinstance(items, list):
+        raise InvalidResponseError(
+            f"the message body must hold a JSON list of job messages, not {_json_kind(items)}"
+        )
+    return tuple(_job_event(index, item) for index, item in enumerate(items))
+
+
+def _job_event(index: int, item: Any) -> JobEvent:
+    try:
+        return _structure_job_event(item)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidResponseError(
+            f"job message {index} in the message body does not have the expected shape: {_describe(exc)}"
+        ) from None
+
+
+def _structure_job_event(item: Any) -> JobEvent:
+    unknown = _structure_unknown_event(item, UnknownJobEvent)
+    cls = _JOB_EVENT_TYPES.get(unknown.message_type)
+    if cls is None:
+        return unknown
+    event: JobEvent = converter.structure(item, cls)  # type: ignore[assignment]
+    return event
+
+
+def format_job_events(events: Iterable[JobEvent]) -> str:
+    """A message `body` holding `events`: the inverse of `parse_job_events` (for fakes and tests)."""
+    return json.dumps([converter.unstructure(event) for event in events], separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- request bodies
+
+
+def scale_set_request_body(
+    *,
+    name: str | None = None,
+    runner_group_id: int | None = None,
+    labels: Iterable[str | Label] | None = None,
+    runner_setting: RunnerSetting | None = None,
+) -> dict[str, Any]:
+    """The body of a scale-set create (POST) or update (PATCH), as GitHub's Go clients send it.
+
+    None and zero fields are left out (Go `omitempty`), so an update names only what
+    changes; `RunnerSetting` (`{}` when None) and the zero `createdOn` always go
+    (spec §6). A label given as a name, or with an empty type, has type `System`.
+    No label is added for you: on create, scaleset uses the scale-set name when
+    there is none.
+    """
+    if isinstance(labels, str):
+        raise TypeError("labels must be a list of label names or Labels, not one string")
+    scale_set = RunnerScaleSet(
+        id=0,
+        name=name or "",
+        runner_group_id=runner_group_id or 0,
+        labels=tuple(_label(label) for label in labels or ()),
+        runner_setting=RunnerSetting() if runner_setting is None else runner_setting,
+    )
+    body: dict[str, Any] = converter.unstructure(scale_set)
+    return body
+
+
+def _label(label: str | Label) -> Label:
+    if isinstance(label, str):
+        return Label(label)
+    return label if label.type else Label(label.name)
+
+
+def session_request_body(*, owner_name: str) -> dict[str, Any]:
+    """The body of a session create: scaleset always sends the nil `sessionId` (spec §5, §12)."""
+    return {"sessionId": NIL_UUID, "ownerName": owner_name}
+
+
+def jit_config_request_body(*, name: str, work_folder: str = "") -> dict[str, Any]:
+    """The body of `generatejitconfig`; `workFolder` is always sent, even empty (spec §6)."""
+    return {"name": name, "workFolder": work_folder}
 
 
 def structure(data: Any, cls: type[T], what: str | None = None) -> T:
@@ -186,7 +561,7 @@ def structure(data: Any, cls: type[T], what: str | None = None) -> T:
         return converter.structure(data, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
         raise InvalidResponseError(
-            f"{what or cls.__name__} does not have the expected shape: {_describe(exc)}"
+            f"{what or getattr(cls, '__name__', cls)} does not have the expected shape: {_describe(exc)}"
         ) from None
 
 

@@ -1,0 +1,304 @@
+"""`Listener`: the loop most users want: poll, acquire, tell the `Scaler`, ack.
+
+Wire and semantics: scaleset-api.md §9 (listener), §10 (metrics), §13 (what crashes
+GitHub's listener, each handled here).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+from collections.abc import Sequence
+from typing import Final, Protocol, runtime_checkable
+
+import anyio
+import attrs
+
+from ._http import RetryPolicy
+from .actions import ScaleSetClient
+from .errors import (
+    ActionsScaleSetError,
+    AuthenticationError,
+    HTTPStatusError,
+    InvalidResponseError,
+    MessageQueueTokenExpiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestError,
+    ScaleSetNotFoundError,
+    ServerError,
+    SessionConflictError,
+    TransportError,
+)
+from .models import (
+    JobCompleted,
+    JobStarted,
+    Label,
+    RunnerScaleSetMessage,
+    RunnerScaleSetStatistic,
+    RunnerSetting,
+)
+from .session import MessageSession
+
+__all__ = [
+    "EnsureScaleSet",
+    "Listener",
+    "MetricsRecorder",
+    "NoopMetrics",
+    "Scaler",
+    "desired_runners",
+]
+
+logger = logging.getLogger("actions_scaleset.listener")
+
+MAX_RUNNERS_LIMIT: Final = 2**31 - 1
+RECONNECT_BACKOFF: Final = RetryPolicy(max_attempts=1_000_000, initial_delay=1.0, max_delay=60.0, jitter=0.25)
+HANDLER_RETRY_DELAY: Final = 5.0
+
+
+@runtime_checkable
+class Scaler(Protocol):
+    """What your autoscaler implements. Every method is awaited by the listener."""
+
+    async def handle_desired_runner_count(self, count: int) -> int:
+        """Make `count` runners exist (idle or busy); return the count you settled on."""
+        ...
+
+    async def handle_job_started(self, job: JobStarted) -> None:
+        """A runner of yours took a job: mark it busy so scaling down spares it."""
+        ...
+
+    async def handle_job_completed(self, job: JobCompleted) -> None:
+        """A job finished (or was cancelled): the runner can go."""
+        ...
+
+
+class MetricsRecorder(Protocol):
+    """Where the listener reports what ARC exports as `gha_*` metrics (spec §10)."""
+
+    def record_statistics(self, statistics: RunnerScaleSetStatistic) -> None: ...
+    def record_job_started(self, job: JobStarted) -> None: ...
+    def record_job_completed(self, job: JobCompleted) -> None: ...
+    def record_desired_runners(self, count: int) -> None: ...
+
+
+class NoopMetrics:
+    """The default `MetricsRecorder`: records nothing."""
+
+    def record_statistics(self, statistics: RunnerScaleSetStatistic) -> None:
+        pass
+
+    def record_job_started(self, job: JobStarted) -> None:
+        pass
+
+    def record_job_completed(self, job: JobCompleted) -> None:
+        pass
+
+    def record_desired_runners(self, count: int) -> None:
+        pass
+
+
+def desired_runners(statistics: RunnerScaleSetStatistic, *, minimum: int, maximum: int) -> int:
+    """`min(maximum, minimum + totalAssignedJobs)`: scale on assigned jobs, never on message counts.
+
+    `minimum` is the number of idle runners to keep (ARC ADR 2023-11-02, spec §9.6).
+    """
+    return max(0, min(maximum, minimum + max(0, statistics.total_assigned_jobs)))
+
+
+@attrs.frozen
+class EnsureScaleSet:
+    """How to re-create the scale set when GitHub deletes it (7 days without a listener)."""
+
+    name: str
+    runner_group: str = "default"
+    labels: Sequence[str | Label] | None = None
+    runner_setting: RunnerSetting | None = None
+
+
+class Listener:
+    """Listens on one scale set and keeps a `Scaler` told, until cancelled.
+
+    - On start: reports the session statistics, scales to them, and acquires jobs
+      that were already waiting (ARC #4027).
+    - Per message: acquires `JobAvailable` jobs, calls `handle_job_started` and
+      `handle_job_completed`, scales to `desired_runners(...)`, then acknowledges.
+      Handling is shielded from cancellation. If the scaler raises, the message is
+      not acknowledged and comes back.
+    - Empty polls re-apply the last statistics.
+    - Transient failures (network, 5xx, rate limits, a 409 that outlasted the
+      session's wait) reconnect with capped, jittered backoff.
+    - `ScaleSetNotFoundError` is raised, unless `ensure=EnsureScaleSet(...)` was
+      given: then the scale set is re-created and listening carries on.
+    """
+
+    def __init__(  # noqa: PLR0917 - the issue's positional order: client, id, scaler, min, max
+        self,
+        client: ScaleSetClient,
+        scale_set_id: int | None = None,
+        scaler: Scaler | None = None,
+        min_runners: int = 0,
+        max_runners: int = MAX_RUNNERS_LIMIT,
+        metrics: MetricsRecorder | None = None,
+        *,
+        ensure: EnsureScaleSet | None = None,
+        owner: str | None = None,
+        reconnect_backoff: RetryPolicy = RECONNECT_BACKOFF,
+        session_options: dict[str, float] | None = None,
+    ) -> None:
+        if scaler is None:
+            raise TypeError("Listener needs a scaler")
+        if scale_set_id is None and ensure is None:
+            raise TypeError("Listener needs scale_set_id= or ensure=EnsureScaleSet(...)")
+        if not 0 <= min_runners <= max_runners <= MAX_RUNNERS_LIMIT:
+            raise ValueError("need 0 <= min_runners <= max_runners <= 2**31 - 1")
+        self.client = client
+        self.scale_set_id = scale_set_id
+        self.scaler = scaler
+        self.min_runners = min_runners
+        self.max_runners = max_runners
+        self.metrics: MetricsRecorder = metrics if metrics is not None else NoopMetrics()
+        self.ensure = ensure
+        self.owner = owner or socket.gethostname()
+        self.reconnect_backoff = reconnect_backoff
+        self.session_options = session_options or {}
+        self.statistics = RunnerScaleSetStatistic()
+        self.last_desired: int | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Listener(scale_set_id={self.scale_set_id}, min_runners={self.min_runners}, "
+            f"max_runners={self.max_runners}, owner={self.owner!r})"
+        )
+
+    async def run(self) -> None:
+        """Listen until cancelled. Raises only what it cannot recover from."""
+        failures = 0
+        while True:
+            try:
+                if self.scale_set_id is None:
+                    await self._ensure_scale_set()
+                assert self.scale_set_id is not None
+                session = self.client.session(self.scale_set_id, owner=self.owner, **self.session_options)
+                async with session:
+                    failures = 0
+                    await self._start(session)
+                    await self._poll(session)
+            except ScaleSetNotFoundError as exc:
+                if self.ensure is None:
+                    logger.error(
+                        "scale set %s no longer exists (GitHub deletes scale sets after 7 days without a "
+                        "listener): %s. Re-create it (ensure_scale_set) and start the listener again, or "
+                        "pass ensure=EnsureScaleSet(...) to have it re-created automatically.",
+                        self.scale_set_id,
+                        exc.message,
+                    )
+                    raise
+                logger.warning("scale set %s is gone; re-creating %r", self.scale_set_id, self.ensure.name)
+                self.scale_set_id = None
+            except (AuthenticationError, PermissionDeniedError) as exc:
+                if isinstance(exc, MessageQueueTokenExpiredError):
+                    failures = await self._back_off(failures, exc)  # a new session brings a new token
+                    continue
+                logger.error("credentials were refused: %s", exc)
+                raise
+            except RequestError as exc:
+                if not _transient(exc):
+                    raise
+                failures = await self._back_off(failures, exc)
+
+    async def _back_off(self, failures: int, exc: ActionsScaleSetError) -> int:
+        failures += 1
+        wait = self.reconnect_backoff.backoff(failures, random=random.random())  # noqa: S311 - jitter
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
+        logger.warning("listener lost its session (%s); reconnecting in %.1f s", _one_line(exc), wait)
+        await self.client.http.sleep(wait)
+        return failures
+
+    async def _ensure_scale_set(self) -> None:
+        assert self.ensure is not None
+        scale_set = await self.client.ensure_scale_set(
+            self.ensure.name,
+            runner_group=self.ensure.runner_group,
+            labels=self.ensure.labels,
+            runner_setting=self.ensure.runner_setting,
+        )
+        self.scale_set_id = scale_set.id
+        logger.info("listening on scale set %d %r", scale_set.id, scale_set.name)
+
+    async def _start(self, session: MessageSession) -> None:
+        self._record(session.statistics)
+        await self._scale()
+        if session.statistics.total_available_jobs > 0:
+            assert self.scale_set_id is not None
+            waiting = await self.client.get_acquirable_jobs(self.scale_set_id)
+            if waiting:
+                acquired = await session.acquire_jobs([job.runner_request_id for job in waiting])
+                logger.info("acquired %d of %d jobs already waiting at start", len(acquired), len(waiting))
+
+    async def _poll(self, session: MessageSession) -> None:
+        last_message_id = 0
+        while True:
+            message = await session.get_message(last_message_id, max_capacity=self.max_runners)
+            if message is None:
+                self._record(session.statistics)
+                await self._scale()
+                continue
+            with anyio.CancelScope(shield=True):
+                handled = await self._handle(session, message)
+                if handled:
+                    await session.delete_message(message.message_id)
+                    last_message_id = message.message_id
+            if not handled:
+                await self.client.http.sleep(HANDLER_RETRY_DELAY)
+
+    async def _handle(self, session: MessageSession, message: RunnerScaleSetMessage) -> bool:
+        """Handle one message; False when the scaler failed and the message must come back."""
+        if message.statistics is not None:
+            self._record(message.statistics)
+        available = [job.runner_request_id for job in message.jobs_available]
+        if available:
+            await session.acquire_jobs(available)
+        try:
+            for started in message.jobs_started:
+                self.metrics.record_job_started(started)
+                await self.scaler.handle_job_started(started)
+            for completed in message.jobs_completed:
+                self.metrics.record_job_completed(completed)
+                await self.scaler.handle_job_completed(completed)
+            await self._scale(raise_errors=True)
+        except Exception:
+            logger.exception(
+                "the scaler failed on message %d; it stays unacknowledged and will be delivered again",
+                message.message_id,
+            )
+            return False
+        return True
+
+    def _record(self, statistics: RunnerScaleSetStatistic) -> None:
+        self.statistics = statistics
+        self.metrics.record_statistics(statistics)
+
+    async def _scale(self, *, raise_errors: bool = False) -> None:
+        target = desired_runners(self.statistics, minimum=self.min_runners, maximum=self.max_runners)
+        try:
+            settled = await self.scaler.handle_desired_runner_count(target)
+        except Exception:
+            if raise_errors:
+                raise
+            logger.exception("the scaler failed to scale to %d runners", target)
+            return
+        self.last_desired = settled
+        self.metrics.record_desired_runners(settled)
+
+
+def _transient(exc: RequestError) -> bool:
+    """Network trouble, 5xx, rate limits, unusable bodies and a lasting 409 pass; other 4xx do not."""
+    transient = SessionConflictError | ServerError | InvalidResponseError | RateLimitError | TransportError
+    return isinstance(exc, transient) or not isinstance(exc, HTTPStatusError)
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

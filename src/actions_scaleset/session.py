@@ -1,0 +1,378 @@
+"""`MessageSession`: one scale set's message session, long poll, ack and acquire.
+
+Wire: scaleset-api.md §3.6 (message-queue token), §4.3 (queue requests), §5 (session
+endpoints), §9.2 (409 conflicts), §9.7 (shutdown), §11 (long poll, redelivery).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, Self, TypeVar
+
+import anyio
+import httpx
+
+from ._http import ACTIONS_RETRY, MESSAGE_POLL_RETRY, POLL_TIMEOUT, RetryPolicy, decode_model
+from ._secret import Secret
+from .auth import BearerAuth, host_of
+from .errors import (
+    ActionsScaleSetError,
+    InvalidResponseError,
+    MessageQueueTokenExpiredError,
+    NotFoundError,
+    ScaleSetNotFoundError,
+    SessionConflictError,
+)
+from .models import (
+    Int64List,
+    RunnerScaleSetMessage,
+    RunnerScaleSetSession,
+    RunnerScaleSetStatistic,
+    session_request_body,
+)
+
+if TYPE_CHECKING:
+    from .actions import ScaleSetClient
+
+__all__ = ["DEFAULT_CLOSE_TIMEOUT", "DEFAULT_CONFLICT_TIMEOUT", "MessageIterator", "MessageSession"]
+
+logger = logging.getLogger("actions_scaleset.session")
+
+T = TypeVar("T")
+
+DEFAULT_CONFLICT_TIMEOUT: Final = 300.0
+"""How long `open()` waits out a stale session (409) before raising."""
+DEFAULT_CLOSE_TIMEOUT: Final = 30.0
+"""How long deleting the session may take on exit (spec §9.7: ARC's legacy listener uses 30 s)."""
+CONFLICT_BACKOFF: Final = RetryPolicy(max_attempts=1_000_000, initial_delay=5.0, max_delay=30.0, jitter=0.25)
+MQ_TOKEN_MARGIN: Final = 60.0
+"""Refresh the message-queue token this long before its JWT `exp`, when it has one."""
+_NIL_UUID: Final = "00000000-0000-0000-0000-000000000000"
+_POLL_ACCEPT: Final = "application/json; api-version=6.0-preview"
+
+
+class MessageSession:
+    """A message session on one scale set's queue. Use it with `async with`.
+
+    Opening waits out a 409 from a stale session (with capped, jittered backoff, up
+    to `conflict_timeout` seconds) instead of failing. A 401 from the queue
+    refreshes the session and retries once; the token is also refreshed before its
+    expiry when it is a readable JWT; a refresh that finds the session gone creates
+    a new one. Leaving the block deletes the session within `close_timeout`
+    seconds, even when the block was cancelled.
+    """
+
+    def __init__(
+        self,
+        client: ScaleSetClient,
+        scale_set_id: int,
+        *,
+        owner: str,
+        conflict_timeout: float = DEFAULT_CONFLICT_TIMEOUT,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        conflict_backoff: RetryPolicy = CONFLICT_BACKOFF,
+        poll_retry: RetryPolicy = MESSAGE_POLL_RETRY,
+    ) -> None:
+        self.client = client
+        self.scale_set_id = int(scale_set_id)
+        self.owner = owner
+        self.conflict_timeout = conflict_timeout
+        self.close_timeout = close_timeout
+        self.conflict_backoff = conflict_backoff
+        self.poll_retry = poll_retry
+        self._session: RunnerScaleSetSession | None = None
+        self._mq_expires_at: float | None = None
+        self._statistics = RunnerScaleSetStatistic()
+
+    def __repr__(self) -> str:
+        state = f"session_id={self.session_id!r}" if self._session else "closed"
+        return f"MessageSession(scale_set_id={self.scale_set_id}, owner={self.owner!r}, {state})"
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session.session_id if self._session is not None else None
+
+    @property
+    def statistics(self) -> RunnerScaleSetStatistic:
+        """The latest statistics: from the session, then from every message."""
+        return self._statistics
+
+    @property
+    def message_queue_url(self) -> str:
+        return self._require().message_queue_url
+
+    def _require(self) -> RunnerScaleSetSession:
+        if self._session is None:
+            raise RuntimeError("the message session is not open: use `async with client.session(...)`")
+        return self._session
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> RunnerScaleSetSession:
+        """Create the session, waiting out a stale one (409) for up to `conflict_timeout` s.
+
+        `ScaleSetNotFoundError` is raised at once: the scale set is gone.
+        """
+        clock = self.client.http.clock
+        started = clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self.client.actions_request(
+                    "POST",
+                    f"_apis/runtime/runnerscalesets/{self.scale_set_id}/sessions",
+                    json=session_request_body(owner_name=self.owner),
+                    expect=(200, 201),
+                )
+            except SessionConflictError as exc:
+                waited = clock() - started
+                wait = self.conflict_backoff.backoff(attempt, random=self.client.http.random())
+                if waited + wait > self.conflict_timeout:
+                    raise SessionConflictError(
+                        f"{exc.message}\nA stale session usually expires a few minutes after its listener "
+                        f"died; waited {_duration(waited)} (conflict_timeout={self.conflict_timeout:g} s).",
+                        method=exc.method,
+                        url=exc.url,
+                        status_code=exc.status_code,
+                        activity_id=exc.activity_id,
+                        github_request_id=exc.github_request_id,
+                        body=exc.body,
+                    ) from None
+                logger.warning(
+                    "scale set %d already has an active session (a listener that died, or another one "
+                    "running); retrying in %.1f s (waited %s of %s)",
+                    self.scale_set_id,
+                    wait,
+                    _duration(waited),
+                    _duration(self.conflict_timeout),
+                    extra={"scale_set_id": self.scale_set_id, "wait": wait},
+                )
+                await self.client.http.sleep(wait)
+                continue
+            self._adopt(decode_model(response, RunnerScaleSetSession, "a message session"), response)
+            logger.info(
+                "opened message session %s on scale set %d as %r",
+                self.session_id,
+                self.scale_set_id,
+                self.owner,
+            )
+            return self._require()
+
+    async def refresh(self) -> RunnerScaleSetSession:
+        """Get a new message-queue URL and token (`PATCH` the session); re-create it if it is gone."""
+        session = self._require()
+        try:
+            response = await self.client.actions_request(
+                "PATCH", f"_apis/runtime/runnerscalesets/{self.scale_set_id}/sessions/{session.session_id}"
+            )
+        except ScaleSetNotFoundError:
+            raise
+        except NotFoundError:
+            # scaleset PR #123: the session expired server-side; a new one carries on
+            logger.warning("message session %s is gone; creating a new one", session.session_id)
+            self._session = None
+            return await self.open()
+        self._adopt(decode_model(response, RunnerScaleSetSession, "a message session"), response)
+        logger.info("refreshed the message-queue token of session %s", self.session_id)
+        return self._require()
+
+    async def close(self) -> None:
+        """Delete the session, shielded from cancellation, within `close_timeout` seconds."""
+        session, self._session = self._session, None
+        if session is None:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.close_timeout) as scope:
+            try:
+                await self.client.actions_request(
+                    "DELETE",
+                    f"_apis/runtime/runnerscalesets/{self.scale_set_id}/sessions/{session.session_id}",
+                    expect=(204, 200),
+                )
+                logger.info("deleted message session %s", session.session_id)
+            except NotFoundError:
+                logger.info("message session %s was already gone", session.session_id)
+            except ActionsScaleSetError as exc:
+                logger.warning("could not delete message session %s: %s", session.session_id, exc)
+        if scope.cancelled_caught:
+            logger.warning(
+                "deleting message session %s took over %g s; it will expire on its own",
+                session.session_id,
+                self.close_timeout,
+            )
+
+    def _adopt(self, session: RunnerScaleSetSession, response: httpx.Response) -> None:
+        # spec §9.2: both of GitHub's listeners refuse a session without statistics or id
+        from ._http import invalid_response
+
+        if session.statistics is None:
+            raise invalid_response(response, "the message session has no statistics")
+        if not session.session_id or session.session_id == _NIL_UUID:
+            raise invalid_response(response, "the message session has no sessionId")
+        if not session.message_queue_url.startswith(("http://", "https://")):
+            raise invalid_response(response, "the message session has no usable messageQueueUrl")
+        from .actions import token_expiry
+
+        self._session = session
+        self._statistics = session.statistics
+        self._mq_expires_at = token_expiry(session.message_queue_access_token.get_secret_value())
+
+    # ------------------------------------------------------------------ the queue
+
+    async def _with_fresh_token(self, call: Callable[[RunnerScaleSetSession], Awaitable[T]]) -> T:
+        """Run `call`; on a 401 from the queue, refresh the session and run it once more."""
+        session = self._require()
+        if (
+            self._mq_expires_at is not None
+            and self.client.http.clock() + MQ_TOKEN_MARGIN >= self._mq_expires_at
+        ):
+            logger.info("the message-queue token expires soon; refreshing it first")
+            session = await self.refresh()
+        try:
+            return await call(session)
+        except MessageQueueTokenExpiredError:
+            logger.info("the message queue refused its token (401); refreshing the session once")
+            return await call(await self.refresh())
+
+    async def get_message(
+        self, last_message_id: int | None = None, *, max_capacity: int
+    ) -> RunnerScaleSetMessage | None:
+        """Long-poll for the next message; None when the poll ends empty (202).
+
+        A 200 whose body is empty or cannot be decoded is logged and read as "no
+        message": GitHub's listener crash-looped on it (ARC #4488).
+        """
+        if not 0 <= max_capacity <= 2**31 - 1:
+            raise ValueError("max_capacity must be between 0 and 2**31 - 1")
+
+        async def poll(session: RunnerScaleSetSession) -> RunnerScaleSetMessage | None:
+            params = (
+                {"lastMessageId": str(last_message_id)} if last_message_id and last_message_id > 0 else None
+            )
+            response = await self.client.http.request(
+                "GET",
+                session.message_queue_url,
+                policy=self.poll_retry,
+                auth=_mq_auth(session.message_queue_url, session.message_queue_access_token),
+                headers={"Accept": _POLL_ACCEPT, "X-ScaleSetMaxCapacity": str(max_capacity)},
+                params=params,
+                timeout=POLL_TIMEOUT,
+                expect=(200, 202),
+                unauthorized=MessageQueueTokenExpiredError,
+            )
+            if response.status_code == 202:
+                return None
+            try:
+                message = decode_model(response, RunnerScaleSetMessage, "a message")
+            except InvalidResponseError as exc:
+                logger.warning("ignoring an unusable message from the queue (%s); polling again", exc.reason)
+                return None
+            if message.statistics is not None:
+                self._statistics = message.statistics
+            return message
+
+        return await self._with_fresh_token(poll)
+
+    async def delete_message(self, message_id: int) -> None:
+        """Acknowledge a message: it will not be delivered again."""
+
+        async def delete(session: RunnerScaleSetSession) -> None:
+            url = httpx.URL(session.message_queue_url)
+            await self.client.http.request(
+                "DELETE",
+                url.copy_with(path=url.path.rstrip("/") + f"/{int(message_id)}"),
+                policy=ACTIONS_RETRY,
+                auth=_mq_auth(session.message_queue_url, session.message_queue_access_token),
+                headers={"Content-Type": "application/json"},
+                expect=(204, 200),
+                unauthorized=MessageQueueTokenExpiredError,
+            )
+
+        await self._with_fresh_token(delete)
+
+    async def acquire_jobs(self, runner_request_ids: Sequence[int]) -> list[int]:
+        """Acquire jobs for this scale set; returns the ids actually acquired.
+
+        Sent to the Actions service with the message-queue token (spec §4.3).
+        """
+        ids = [int(i) for i in runner_request_ids]
+        if not ids:
+            return []
+        admin_url = await self.client.admin_url()
+
+        async def acquire(session: RunnerScaleSetSession) -> list[int]:
+            response = await self.client.actions_request(
+                "POST",
+                f"_apis/runtime/runnerscalesets/{self.scale_set_id}/acquirejobs",
+                json=ids,
+                auth=_mq_auth(admin_url, session.message_queue_access_token),
+                unauthorized=MessageQueueTokenExpiredError,
+            )
+            return list(decode_model(response, Int64List, "a list of acquired job ids").value)
+
+        acquired = await self._with_fresh_token(acquire)
+        if len(acquired) < len(ids):
+            logger.info(
+                "acquired %d of %d jobs (others went elsewhere or were cancelled)", len(acquired), len(ids)
+            )
+        return acquired
+
+    def messages(self, *, max_capacity: int) -> MessageIterator:
+        """Messages as they come, each acknowledged once the consumer asks for the next.
+
+        A consumer that raises (or breaks out) leaves its current message
+        unacknowledged, so the queue delivers it again. Empty polls are skipped.
+        """
+        return MessageIterator(self, max_capacity)
+
+
+class MessageIterator:
+    """`async for message in session.messages(...)`: acks the previous message before the next poll.
+
+    A plain iterator, not a generator, so nothing is left suspended when a consumer
+    stops early (trio finalises abandoned async generators late).
+    """
+
+    def __init__(self, session: MessageSession, max_capacity: int) -> None:
+        self.session = session
+        self.max_capacity = max_capacity
+        self.last_message_id = 0
+        self._unacked: int | None = None
+
+    def __aiter__(self) -> MessageIterator:
+        return self
+
+    async def __anext__(self) -> RunnerScaleSetMessage:
+        if self._unacked is not None:
+            await self.session.delete_message(self._unacked)
+            self.last_message_id, self._unacked = self._unacked, None
+        while True:
+            message = await self.session.get_message(self.last_message_id, max_capacity=self.max_capacity)
+            if message is not None:
+                self._unacked = message.message_id
+                return message
+
+
+def _mq_auth(url: str, token: Secret) -> BearerAuth:
+    async def current() -> Secret:
+        return token
+
+    return BearerAuth(host_of(url), current, kind="message-queue token")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
