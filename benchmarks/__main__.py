@@ -86,6 +86,84 @@ async def bench_registration_token() -> Comparison:
         return await compare("create_registration_token (one request)", sdk, baseline)
 
 
+def _message_body() -> bytes:
+    events = [
+        {
+            "messageType": "JobAvailable",
+            "runnerRequestId": 7000 + i,
+            "repositoryName": "widgets",
+            "ownerName": "octo-org",
+            "jobDisplayName": f"test ({i})",
+            "requestLabels": ["linux"],
+            "queueTime": "2026-05-04T10:07:01.1234567Z",
+            "acquireJobUrl": "https://x.example/acquirejobs",
+        }
+        for i in range(50)
+    ]
+    message = {
+        "messageId": 100028209,
+        "messageType": "RunnerScaleSetJobMessages",
+        "body": json.dumps(events),
+        "statistics": {"totalAvailableJobs": 50, "totalAssignedJobs": 50},
+    }
+    return json.dumps(message).encode()
+
+
+async def bench_message_poll() -> Comparison:
+    """One long-poll answer carrying 50 JobAvailable events (the spec's per-message cap), decoded."""
+    import jwt
+
+    token = jwt.encode({"exp": 4_000_000_000}, "benchmark-key-not-verified-0123456789", algorithm="HS256")
+    message = _message_body()
+    session = {
+        "sessionId": "3f6c1b9e-7a2d-4c58-9e0f-5b8a1d2c4e67",
+        "ownerName": "bench",
+        "messageQueueUrl": "https://broker.example/message",
+        "messageQueueAccessToken": token,
+        "statistics": {},
+    }
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/registration-token"):
+            return httpx.Response(201, json={"token": "REG"})
+        if path.endswith("/runner-registration"):
+            return httpx.Response(200, json={"url": "https://pipelines.example/t/", "token": token})
+        if path.endswith("/sessions"):
+            return httpx.Response(200, json=session)
+        if request.method == "DELETE":
+            return httpx.Response(204)
+        return httpx.Response(200, content=message)
+
+    mock = httpx.MockTransport(handle)
+    async with httpx.AsyncClient(transport=mock) as raw, httpx.AsyncClient(transport=mock) as sdk_http:
+        client = asc.ScaleSetClient(
+            "https://github.com/acme", asc.PersonalAccessToken("ghp_x"), http_client=sdk_http
+        )
+        async with client.session(1, owner="bench") as mq:
+
+            async def sdk() -> object:
+                got = await mq.get_message(7, max_capacity=10)
+                assert got is not None
+                return [job.runner_request_id for job in got.jobs_available]
+
+            async def baseline() -> object:
+                response = await raw.get(
+                    "https://broker.example/message",
+                    params={"lastMessageId": "7"},
+                    headers={"Authorization": f"Bearer {token}", "X-ScaleSetMaxCapacity": "10"},
+                )
+                response.raise_for_status()
+                payload = response.json()
+                return [
+                    e["runnerRequestId"]
+                    for e in json.loads(payload["body"])
+                    if e["messageType"] == "JobAvailable"
+                ]
+
+            return await compare("message poll (50 events, typed)", sdk, baseline, per_round=100)
+
+
 def import_time(statement: str, runs: int = 9) -> float:
     times = []
     for _ in range(runs):
@@ -106,7 +184,12 @@ def bench_import() -> Comparison:
 
 
 async def main() -> None:
-    results = [await bench_registration_token(), await bench_list_runners(), bench_import()]
+    results = [
+        await bench_registration_token(),
+        await bench_message_poll(),
+        await bench_list_runners(),
+        bench_import(),
+    ]
     print("actions_scaleset benchmarks (median of interleaved rounds; ratios are what count)")
     for result in results:
         print(" ", result.line())
