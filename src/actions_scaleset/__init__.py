@@ -1,23 +1,26 @@
 """actions_scaleset: async SDK for GitHub Actions' runner scale-set service and runner protocol.
 
 Runs on asyncio and trio (anyio). Public names are re-exported here; the modules
-behind them are private unless documented.
+behind them are private unless documented. The errors, config and `Secret` load
+with the package; the client layers load on first use, so importing the package
+stays cheap for tools that need only part of it.
 """
 
-from ._http import (
-    ACTIONS_RETRY,
-    MESSAGE_POLL_RETRY,
-    NO_RETRY,
-    REGISTRATION_RETRY,
-    REST_RETRY,
-    SINGLE_USE_RETRY,
-    RetryPolicy,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._secret import (
+    Secret,
 )
-from ._secret import Secret
-from ._version import __version__
-from .actions import ScaleSetClient
-from .auth import Credentials, GitHubApp, PersonalAccessToken
-from .config import GitHubConfig, Scope
+from ._version import (
+    __version__,
+)
+from .config import (
+    GitHubConfig,
+    Scope,
+)
 from .errors import (
     AcknowledgeJobNotFoundError,
     ActionsScaleSetError,
@@ -57,38 +60,131 @@ from .errors import (
     TransportError,
     UnprocessableEntityError,
 )
-from .github import GitHubClient
-from .listener import EnsureScaleSet, Listener, MetricsRecorder, NoopMetrics, Scaler, desired_runners
-from .models import (
-    AcquirableJob,
-    ActionsPermissions,
-    ActionsServiceAdminConnection,
-    GitHubJitConfig,
-    GitHubRunner,
-    GitHubRunnerGroup,
-    GitHubRunnerLabel,
-    GitHubUser,
-    Installation,
-    InstallationToken,
-    JitRunnerConfig,
-    JobAssigned,
-    JobAvailable,
-    JobCompleted,
-    JobEvent,
-    JobStarted,
-    Label,
-    Organization,
-    RegistrationToken,
-    RunnerGroup,
-    RunnerReference,
-    RunnerScaleSet,
-    RunnerScaleSetMessage,
-    RunnerScaleSetSession,
-    RunnerScaleSetStatistic,
-    RunnerSetting,
-    UnknownJobEvent,
-)
-from .session import MessageSession
+
+if TYPE_CHECKING:
+    from ._http import (
+        ACTIONS_RETRY,
+        MESSAGE_POLL_RETRY,
+        NO_RETRY,
+        REGISTRATION_RETRY,
+        REST_RETRY,
+        SINGLE_USE_RETRY,
+        RetryPolicy,
+    )
+    from .actions import (
+        ScaleSetClient,
+    )
+    from .auth import (
+        Credentials,
+        GitHubApp,
+        PersonalAccessToken,
+    )
+    from .github import (
+        GitHubClient,
+    )
+    from .listener import (
+        EnsureScaleSet,
+        Listener,
+        MetricsRecorder,
+        NoopMetrics,
+        Scaler,
+        desired_runners,
+    )
+    from .models import (
+        AcquirableJob,
+        ActionsPermissions,
+        ActionsServiceAdminConnection,
+        GitHubJitConfig,
+        GitHubRunner,
+        GitHubRunnerGroup,
+        GitHubRunnerLabel,
+        GitHubUser,
+        Installation,
+        InstallationToken,
+        JitRunnerConfig,
+        JobAssigned,
+        JobAvailable,
+        JobCompleted,
+        JobEvent,
+        JobStarted,
+        Label,
+        Organization,
+        RegistrationToken,
+        RunnerGroup,
+        RunnerReference,
+        RunnerScaleSet,
+        RunnerScaleSetMessage,
+        RunnerScaleSetSession,
+        RunnerScaleSetStatistic,
+        RunnerSetting,
+        UnknownJobEvent,
+    )
+    from .session import (
+        MessageSession,
+    )
+
+_LAZY: dict[str, str] = {
+    "ACTIONS_RETRY": "._http",
+    "AcquirableJob": ".models",
+    "ActionsPermissions": ".models",
+    "ActionsServiceAdminConnection": ".models",
+    "Credentials": ".auth",
+    "EnsureScaleSet": ".listener",
+    "GitHubApp": ".auth",
+    "GitHubClient": ".github",
+    "GitHubJitConfig": ".models",
+    "GitHubRunner": ".models",
+    "GitHubRunnerGroup": ".models",
+    "GitHubRunnerLabel": ".models",
+    "GitHubUser": ".models",
+    "Installation": ".models",
+    "InstallationToken": ".models",
+    "JitRunnerConfig": ".models",
+    "JobAssigned": ".models",
+    "JobAvailable": ".models",
+    "JobCompleted": ".models",
+    "JobEvent": ".models",
+    "JobStarted": ".models",
+    "Label": ".models",
+    "Listener": ".listener",
+    "MESSAGE_POLL_RETRY": "._http",
+    "MessageSession": ".session",
+    "MetricsRecorder": ".listener",
+    "NO_RETRY": "._http",
+    "NoopMetrics": ".listener",
+    "Organization": ".models",
+    "PersonalAccessToken": ".auth",
+    "REGISTRATION_RETRY": "._http",
+    "REST_RETRY": "._http",
+    "RegistrationToken": ".models",
+    "RetryPolicy": "._http",
+    "RunnerGroup": ".models",
+    "RunnerReference": ".models",
+    "RunnerScaleSet": ".models",
+    "RunnerScaleSetMessage": ".models",
+    "RunnerScaleSetSession": ".models",
+    "RunnerScaleSetStatistic": ".models",
+    "RunnerSetting": ".models",
+    "SINGLE_USE_RETRY": "._http",
+    "ScaleSetClient": ".actions",
+    "Scaler": ".listener",
+    "UnknownJobEvent": ".models",
+    "desired_runners": ".listener",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ACTIONS_RETRY",

@@ -50,7 +50,6 @@ Actions-service exceptions are chosen by a substring of the body's `typeName`
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 from collections.abc import Mapping
@@ -497,6 +496,8 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     seconds = _parse_float(value)
     if seconds is not None:
         return max(0.0, seconds)
+    import email.utils  # only for HTTP-date values, rarely seen
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
