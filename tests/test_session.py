@@ -333,3 +333,33 @@ async def test_max_capacity_is_validated(clock: FakeClock, github: respx.MockRou
     async with _client(clock).session(117, owner="me") as session:
         with pytest.raises(ValueError, match="max_capacity"):
             await session.get_message(max_capacity=-1)
+
+
+async def test_a_message_with_one_broken_event_keeps_the_rest_so_the_queue_moves_on(
+    clock: FakeClock, github: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An undecodable message would be redelivered forever; keep its id and its good events.
+    events = json.loads(MESSAGE["body"])
+    events.insert(1, {"messageType": "JobAvailable", "runnerRequestId": "not-a-number"})
+    broken = {**MESSAGE, "body": json.dumps(events)}
+    github.get(url__startswith=MQ_URL).mock(return_value=httpx.Response(200, json=broken))
+    with caplog.at_level(logging.ERROR):
+        async with _client(clock).session(117, owner="me") as session:
+            message = await session.get_message(max_capacity=1)
+    assert message is not None
+    assert message.message_id == MESSAGE["messageId"]
+    assert len(message.events) == len(events) - 1
+    assert message.statistics is not None
+    assert any("could not be fully decoded" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_message_with_broken_statistics_keeps_its_events(
+    clock: FakeClock, github: respx.MockRouter
+) -> None:
+    broken = {**MESSAGE, "statistics": {"totalAssignedJobs": "many"}}
+    github.get(url__startswith=MQ_URL).mock(return_value=httpx.Response(200, json=broken))
+    async with _client(clock).session(117, owner="me") as session:
+        message = await session.get_message(max_capacity=1)
+    assert message is not None
+    assert message.statistics is None
+    assert message.jobs_available

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final, Self, TypeVar
 import anyio
 import httpx
 
-from ._http import ACTIONS_RETRY, MESSAGE_POLL_RETRY, POLL_TIMEOUT, RetryPolicy, decode_model
+from ._http import ACTIONS_RETRY, MESSAGE_POLL_RETRY, POLL_TIMEOUT, RetryPolicy, decode_json, decode_model
 from ._secret import Secret
 from .auth import BearerAuth, host_of
 from .errors import (
@@ -30,6 +30,7 @@ from .models import (
     RunnerScaleSetMessage,
     RunnerScaleSetSession,
     RunnerScaleSetStatistic,
+    salvage_message,
     session_request_body,
 )
 
@@ -275,11 +276,13 @@ class MessageSession:
             )
             if response.status_code == 202:
                 return None
+            message: RunnerScaleSetMessage | None
             try:
                 message = decode_model(response, RunnerScaleSetMessage, "a message")
             except InvalidResponseError as exc:
-                logger.warning("ignoring an unusable message from the queue (%s); polling again", exc.reason)
-                return None
+                message = _salvage(response, exc)
+                if message is None:
+                    return None
             if message.statistics is not None:
                 self._statistics = message.statistics
             return message
@@ -364,6 +367,26 @@ class MessageIterator:
             if message is not None:
                 self._unacked = message.message_id
                 return message
+
+
+def _salvage(response: httpx.Response, error: InvalidResponseError) -> RunnerScaleSetMessage | None:
+    """Keep what can be read of a bad message, so its redelivery cannot stop the queue."""
+    try:
+        payload = decode_json(response, "a message")
+    except InvalidResponseError:
+        payload = None
+    message, problems = salvage_message(payload) if payload is not None else (None, ())
+    if message is None:
+        # ARC #4488: an empty or broken 200 is "no message", never fatal
+        logger.warning("ignoring an unusable message from the queue (%s); polling again", error.reason)
+        return None
+    logger.error(
+        "message %d could not be fully decoded (%s); handling the %d job events that could",
+        message.message_id,
+        "; ".join(problems) or error.reason,
+        len(message.events),
+    )
+    return message
 
 
 def _mq_auth(url: str, token: Secret) -> BearerAuth:

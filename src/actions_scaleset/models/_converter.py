@@ -590,3 +590,56 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return f"missing field {exc.args[0]!r}"
     return str(exc)
+
+
+def salvage_message(payload: Any) -> tuple[RunnerScaleSetMessage | None, tuple[str, ...]]:
+    """What can still be read of a message that failed to decode, and what could not.
+
+    A message is redelivered until it is acknowledged, so one that can never be
+    decoded would stop the queue for good. With a readable `messageId` it is kept:
+    the statistics if they decode, and every job event that decodes on its own.
+    Returns (None, problems) when not even the id can be read.
+    """
+    if not isinstance(payload, Mapping):
+        return None, (f"the message is {_json_kind(payload)}, not an object",)
+    fields = {str(key).lower(): value for key, value in payload.items()}
+    message_id = fields.get("messageid")
+    if isinstance(message_id, bool) or not isinstance(message_id, int):
+        return None, ("the message has no integer messageId",)
+    problems: list[str] = []
+    message_type = fields.get("messagetype")
+    if not isinstance(message_type, str):
+        problems.append("messageType is not a string")
+        message_type = ""
+    statistics = None
+    try:
+        if fields.get("statistics") is not None:
+            statistics = structure(fields["statistics"], RunnerScaleSetStatistic, "statistics")
+    except InvalidResponseError as exc:
+        problems.append(exc.reason)
+    body = fields.get("body")
+    events: list[JobEvent] = []
+    if not isinstance(body, str):
+        problems.append("the body is not a string")
+        body = ""
+    elif message_type == JOB_MESSAGES_TYPE and body.strip():
+        try:
+            items = json.loads(body.removeprefix(_BOM))
+        except (ValueError, RecursionError):
+            items = None
+        if not isinstance(items, list):
+            problems.append("the body is not a JSON list")
+            items = []
+        for index, item in enumerate(items):
+            try:
+                events.append(_job_event(index, item))
+            except InvalidResponseError as exc:
+                problems.append(exc.reason)
+    message = RunnerScaleSetMessage(
+        message_id=message_id,
+        message_type=message_type,
+        body=body,
+        statistics=statistics,
+        events=tuple(events),
+    )
+    return message, tuple(problems)
