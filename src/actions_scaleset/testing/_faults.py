@@ -1,0 +1,179 @@
+"""Fault injection: make chosen routes fail the way real services do.
+
+    fake.faults.add(route="message", status=503, times=3, retry_after=2)
+    fake.faults.add(route="session.create", status=409)      # SessionConflict body
+    fake.faults.add(route="message", empty=True)             # 200 with no body
+    fake.faults.add(route="message", malformed=True)         # 200 with broken JSON
+    fake.faults.add(route="broker.*", drop=True)             # connection dropped
+    fake.faults.add(route="*", delay=0.5, times=None)        # every request, forever
+
+`route` is a glob over route names (see `FakeGitHub.routes()`); a fault fires for
+the next `times` matching requests (None: forever), after skipping `skip` of them.
+With `after_processing=True` the request is handled first and the answer then
+replaced: the state changed but the client never heard (a lost response).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._http import Response, Surface, actions_error, error_for, json_response
+
+__all__ = ["Fault", "Faults"]
+
+_MALFORMED = b'{"messageId": 7, "messageType": "RunnerScaleSetJobMessages", "body": "[{\\"messa'
+
+
+@attrs.define
+class Fault:
+    """One injected failure. `hits` counts how often it fired."""
+
+    route: str = "*"
+    method: str | None = None
+    status: int | None = None
+    retry_after: float | str | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: Any = None
+    """JSON-able value or bytes; default: the service's own error shape for `status`."""
+    delay: float = 0.0
+    drop: bool = False
+    empty: bool = False
+    malformed: bool = False
+    times: int | None = 1
+    skip: int = 0
+    after_processing: bool = False
+    hits: int = attrs.field(default=0, init=False)
+    _seen: int = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        answers = [self.status is not None, self.drop, self.empty, self.malformed]
+        if sum(answers) > 1:
+            raise ValueError("a fault answers with one of status=, drop=, empty= or malformed=")
+        if not any(answers) and self.delay <= 0:
+            raise ValueError("a fault needs status=, drop=, empty=, malformed= or delay=")
+        if self.times is not None and self.times < 1:
+            raise ValueError("times must be at least 1 (or None for every request)")
+
+    @property
+    def exhausted(self) -> bool:
+        return self.times is not None and self.hits >= self.times
+
+    @property
+    def answers(self) -> bool:
+        """It replaces the answer (rather than only delaying it)."""
+        return self.status is not None or self.drop or self.empty or self.malformed
+
+    def matches(self, route: str | None, method: str) -> bool:
+        if self.exhausted:
+            return False
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return fnmatch.fnmatchcase(route or "", self.route)
+
+    def take(self) -> bool:
+        """Count a matching request; True when the fault fires for it."""
+        self._seen += 1
+        if self._seen <= self.skip:
+            return False
+        self.hits += 1
+        return True
+
+    def response(self, surface: Surface, route: str | None) -> Response:
+        """The answer this fault gives (not for `drop`)."""
+        if self.empty:
+            response = Response(200, b"", [("content-type", "application/json; charset=utf-8")])
+        elif self.malformed:
+            response = Response(200, _MALFORMED, [("content-type", "application/json; charset=utf-8")])
+        else:
+            response = self._status_response(surface, route)
+        if self.retry_after is not None:
+            response.headers.append(("retry-after", _retry_after(self.retry_after)))
+        response.headers.extend((k.lower(), v) for k, v in self.headers.items())
+        return response
+
+    def _status_response(self, surface: Surface, route: str | None) -> Response:
+        status = self.status if self.status is not None else 500
+        if isinstance(self.body, bytes):
+            return Response(status, self.body, [("content-type", "application/octet-stream")])
+        if self.body is not None:
+            return json_response(status, self.body)
+        if route == "session.create" and status == 409:
+            return actions_error(
+                409,
+                "RunnerScaleSetSessionConflictException",
+                "The actions runner scaleset already has an active session.",
+            )
+        return error_for(surface, status)
+
+
+def _retry_after(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+class Faults:
+    """The faults waiting to fire, first added first."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+
+    def add(
+        self,
+        route: str = "*",
+        *,
+        method: str | None = None,
+        status: int | None = None,
+        retry_after: float | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        delay: float = 0.0,
+        drop: bool = False,
+        empty: bool = False,
+        malformed: bool = False,
+        times: int | None = 1,
+        skip: int = 0,
+        after_processing: bool = False,
+    ) -> Fault:
+        """Add a fault and return it (its `hits` says how often it fired)."""
+        fault = Fault(
+            route=route,
+            method=method,
+            status=status,
+            retry_after=retry_after,
+            headers=dict(headers or {}),
+            body=body,
+            delay=delay,
+            drop=drop,
+            empty=empty,
+            malformed=malformed,
+            times=times,
+            skip=skip,
+            after_processing=after_processing,
+        )
+        self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        self._faults.clear()
+
+    @property
+    def pending(self) -> list[Fault]:
+        return [f for f in self._faults if not f.exhausted]
+
+    def take(self, route: str | None, method: str) -> list[Fault]:
+        """The faults that fire for this request: every delay, then at most one answer."""
+        fired: list[Fault] = []
+        answered = False
+        for fault in self._faults:
+            if not fault.matches(route, method) or (fault.answers and answered):
+                continue
+            if fault.take():
+                fired.append(fault)
+                answered = answered or fault.answers
+        self._faults = [f for f in self._faults if not f.exhausted]
+        return fired
