@@ -38,7 +38,10 @@ def test_importing_the_package_leaves_the_client_layers_unloaded() -> None:
         "assert 'actions_scaleset.models' not in sys.modules; "
         "asc.ScaleSetClient; assert 'actions_scaleset.actions' in sys.modules; print('ok')"
     )
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "ok\n"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        == "ok\n"
+    )
 
 
 def test_py_typed_ships() -> None:
@@ -65,10 +68,14 @@ def test_library_code_uses_relative_imports_only() -> None:
     offenders = []
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith(
-                "actions_scaleset"
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and (node.module or "").startswith("actions_scaleset")
             ):
                 offenders.append(str(path.relative_to(SRC)))
-            if isinstance(node, ast.Import) and any(a.name.startswith("actions_scaleset") for a in node.names):
+            if isinstance(node, ast.Import) and any(
+                a.name.startswith("actions_scaleset") for a in node.names
+            ):
                 offenders.append(str(path.relative_to(SRC)))
     assert offenders == []
