@@ -174,3 +174,24 @@ async def test_a_token_minted_in_process_is_wrong_host_over_tcp(
             json={"url": fake.config_url("acme"), "runner_event": "register"},
         )
     assert response.status_code == 401
+
+
+def test_a_rate_fault_fires_for_about_that_share_and_repeats_with_its_seed() -> None:
+    from actions_scaleset.testing import Faults
+
+    def schedule(seed: int) -> list[bool]:
+        faults = Faults()
+        faults.add(route="message", status=503, rate=0.1, times=None, seed=seed)
+        return [bool(faults.take("message", "GET")) for _ in range(1000)]
+
+    first = schedule(3)
+    assert 60 <= sum(first) <= 140
+    assert schedule(3) == first
+    assert schedule(4) != first
+
+
+def test_a_rate_outside_zero_to_one_is_refused() -> None:
+    from actions_scaleset.testing import Faults
+
+    with pytest.raises(ValueError, match="rate"):
+        Faults().add(route="*", status=503, rate=0)

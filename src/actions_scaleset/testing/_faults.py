@@ -6,9 +6,12 @@
     fake.faults.add(route="message", malformed=True)         # 200 with broken JSON
     fake.faults.add(route="broker.*", drop=True)             # connection dropped
     fake.faults.add(route="*", delay=0.5, times=None)        # every request, forever
+    fake.faults.add(route="*", status=503, rate=0.1, times=None, seed=7)  # 10% of requests
 
 `route` is a glob over route names (see `FakeGitHub.routes()`); a fault fires for
-the next `times` matching requests (None: forever), after skipping `skip` of them.
+the next `times` matching requests (None: forever), after skipping `skip` of them;
+with `rate` below 1 it fires for that share of them, drawn from a generator seeded
+with `seed`, so a run is repeatable.
 With `after_processing=True` the request is handled first and the answer then
 replaced: the state changed but the client never heard (a lost response).
 """
@@ -16,6 +19,7 @@ replaced: the state changed but the client never heard (a lost response).
 from __future__ import annotations
 
 import fnmatch
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,8 +50,11 @@ class Fault:
     times: int | None = 1
     skip: int = 0
     after_processing: bool = False
+    rate: float = 1.0
+    seed: int | None = 0
     hits: int = attrs.field(default=0, init=False)
     _seen: int = attrs.field(default=0, init=False)
+    _random: random.Random = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         answers = [self.status is not None, self.drop, self.empty, self.malformed]
@@ -57,6 +64,9 @@ class Fault:
             raise ValueError("a fault needs status=, drop=, empty=, malformed= or delay=")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be at least 1 (or None for every request)")
+        if not 0 < self.rate <= 1:
+            raise ValueError("rate is the share of matching requests that fail: 0 < rate <= 1")
+        self._random = random.Random(self.seed)  # noqa: S311 - a repeatable schedule, not a secret
 
     @property
     def exhausted(self) -> bool:
@@ -78,6 +88,8 @@ class Fault:
         """Count a matching request; True when the fault fires for it."""
         self._seen += 1
         if self._seen <= self.skip:
+            return False
+        if self.rate < 1 and self._random.random() >= self.rate:
             return False
         self.hits += 1
         return True
@@ -138,6 +150,8 @@ class Faults:
         times: int | None = 1,
         skip: int = 0,
         after_processing: bool = False,
+        rate: float = 1.0,
+        seed: int | None = 0,
     ) -> Fault:
         """Add a fault and return it (its `hits` says how often it fired)."""
         fault = Fault(
@@ -154,6 +168,8 @@ class Faults:
             times=times,
             skip=skip,
             after_processing=after_processing,
+            rate=rate,
+            seed=seed,
         )
         self._faults.append(fault)
         return fault

@@ -1,0 +1,238 @@
+"""The runner's OAuth token: client assertion, token request, cache (spec: runner-protocol.md §3).
+
+The assertion and the form are pure functions; `RunnerTokens` does the one POST,
+caches the token with `TokenCache` (single flight), refreshes it on 401 and
+shortly before it expires, and hands out an `httpx.Auth` bound to each host
+the token may be sent to (broker, pipelines, run service).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+
+from .._http import HTTPCore, RetryPolicy, decode_json, invalid_response
+from .._secret import Secret
+from ..auth import BearerAuth, TokenCache, host_of
+from ..errors import HTTPStatusError, InvalidJitConfigError, OAuthError
+from ._jitconfig import ACCESS_TOKEN_SCHEME, RunnerCredentials
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+__all__ = [
+    "ASSERTION_LIFETIME",
+    "TOKEN_RETRY",
+    "RunnerTokens",
+    "build_client_assertion",
+    "parse_token_response",
+    "token_request_form",
+]
+
+logger = logging.getLogger("actions_scaleset.runner")
+
+ASSERTION_LIFETIME: Final = 300
+"""`exp - nbf`: the server's maximum is exactly 5:00, and `exp` is computed from `nbf` (§3.1)."""
+TOKEN_REFRESH_MARGIN: Final = 60.0
+"""The access token is replaced this long before it expires."""
+CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CLOCK_SKEW_MARKER: Final = "Current server time is"
+
+TOKEN_RETRY: Final = RetryPolicy(
+    max_attempts=6,
+    initial_delay=10.0,
+    max_delay=160.0,
+    retry_statuses=frozenset({429, 500, 502, 503, 504}),
+)
+"""The token endpoint: 429 and 5xx retried 5 times, exponential from 10 s (spec §3.3)."""
+
+
+def build_client_assertion(
+    *,
+    client_id: str,
+    audience: str,
+    private_key: RSAPrivateKey,
+    now: float,
+    fips: bool,
+    jti: str | None = None,
+) -> Secret:
+    """The client-assertion JWT (spec §3.1).
+
+    PS256 (RSA-PSS/SHA-256, 32-byte salt) when `fips`, else RS256. Claims in the
+    runner's order: `sub`, `jti`, `iss`, `aud`, `nbf`, `exp = nbf + 300`; no `iat`,
+    no `kid`.
+    """
+    import jwt
+
+    nbf = int(now)
+    claims = {
+        "sub": client_id,
+        "jti": jti or str(uuid.uuid4()),
+        "iss": client_id,
+        "aud": audience,
+        "nbf": nbf,
+        "exp": nbf + ASSERTION_LIFETIME,
+    }
+    algorithm = "PS256" if fips else "RS256"
+    return Secret(jwt.encode(claims, private_key, algorithm=algorithm, headers={"typ": "JWT"}))
+
+
+def token_request_form(assertion: Secret) -> dict[str, str]:
+    """The form body of the token request (spec §3.2). The URN is the assertion *type*."""
+    return {
+        "grant_type": "client_credentials",
+        "client_assertion_type": CLIENT_ASSERTION_TYPE,
+        "client_assertion": assertion.get_secret_value(),
+    }
+
+
+def parse_token_response(payload: Any, *, now: float) -> tuple[Secret, float | None]:
+    """The access token and when it expires (UNIX time; None when unknown).
+
+    The earlier of `expires_in` and the token's own JWT `exp` wins. Raises
+    `ValueError` saying what is missing (the caller adds the request ids).
+    """
+    if not isinstance(payload, Mapping):
+        raise ValueError("the OAuth reply is not a JSON object")  # noqa: TRY004 - the caller maps ValueError
+    token = payload.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise ValueError("the OAuth reply has no `access_token`")
+    expiries: list[float] = []
+    expires_in = payload.get("expires_in")
+    if isinstance(expires_in, str):
+        try:
+            expires_in = float(expires_in)
+        except ValueError:
+            expires_in = None
+    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
+        expiries.append(now + float(expires_in))
+    exp = _unverified_exp(token)
+    if exp is not None:
+        expiries.append(exp)
+    return Secret(token), min(expiries) if expiries else None
+
+
+def _unverified_exp(token: str) -> float | None:
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+
+class RunnerTokens:
+    """The runner's OAuth access token, fetched single-flight and cached.
+
+    `auth_for(url)` is an `httpx.Auth` that sends the token to that URL's host
+    only and refreshes it once on a 401.
+    """
+
+    def __init__(
+        self,
+        http: HTTPCore,
+        credentials: RunnerCredentials,
+        private_key: RSAPrivateKey | None,
+        *,
+        refresh_margin: float = TOKEN_REFRESH_MARGIN,
+        retry: RetryPolicy = TOKEN_RETRY,
+    ) -> None:
+        if credentials.scheme != ACCESS_TOKEN_SCHEME and private_key is None:
+            raise InvalidJitConfigError("the OAuth credential scheme needs the runner's private key")
+        self.http = http
+        self.credentials = credentials
+        self.retry = retry
+        self._key = private_key
+        self._auths: dict[str, BearerAuth] = {}
+        self.cache: TokenCache[Secret] = TokenCache(
+            self._fetch, clock=http.clock, refresh_margin=refresh_margin
+        )
+
+    def __repr__(self) -> str:
+        return f"RunnerTokens(client_id={self.credentials.client_id!r})"
+
+    async def get(self) -> Secret:
+        return await self.cache.get()
+
+    async def refresh(self, stale: Secret | None = None) -> Secret:
+        return await self.cache.refresh(stale)
+
+    def invalidate(self) -> None:
+        """Forget the token (on `ForceTokenRefresh`); the next request fetches a new one."""
+        self.cache.invalidate()
+
+    def auth_for(self, url: str | httpx.URL) -> BearerAuth:
+        host = host_of(url)
+        auth = self._auths.get(host)
+        if auth is None:
+            auth = BearerAuth(host, self.cache.get, refresh=self.cache.refresh, kind="runner OAuth token")
+            self._auths[host] = auth
+        return auth
+
+    async def _fetch(self) -> tuple[Secret, float | None]:
+        credentials = self.credentials
+        if credentials.scheme == ACCESS_TOKEN_SCHEME:
+            assert credentials.access_token is not None  # checked when the config was decoded
+            return credentials.access_token, None
+        assert self._key is not None
+        assertion = build_client_assertion(
+            client_id=credentials.client_id,
+            audience=credentials.authorization_url,
+            private_key=self._key,
+            now=self.http.clock(),
+            fips=credentials.require_fips_cryptography,
+        )
+        try:
+            response = await self.http.request(
+                "POST",
+                credentials.token_url,
+                policy=self.retry,
+                headers={"Accept": "application/json"},
+                data=token_request_form(assertion),
+            )
+        except OAuthError:
+            raise
+        except HTTPStatusError as exc:
+            if exc.status_code >= 500:
+                raise
+            raise OAuthError(
+                f"the OAuth endpoint refused the runner's client assertion: {exc.message}",
+                method=exc.method,
+                url=exc.url,
+                status_code=exc.status_code,
+                activity_id=exc.activity_id,
+                github_request_id=exc.github_request_id,
+                body=exc.body,
+            ) from None
+        payload = decode_json(response, "an OAuth access-token reply")
+        if (
+            isinstance(payload, Mapping)
+            and isinstance(payload.get("error"), str)
+            and "access_token" not in payload
+        ):
+            description = payload.get("error_description")
+            raise OAuthError(
+                f"{description if isinstance(description, str) else payload['error']} "
+                f"(OAuth {payload['error']})",
+                error=payload["error"],
+                error_description=description if isinstance(description, str) else None,
+                method="POST",
+                url=credentials.token_url,
+                status_code=response.status_code,
+                body=dict(payload),
+            )
+        try:
+            token, expires_at = parse_token_response(payload, now=self.http.clock())
+        except ValueError as exc:
+            raise invalid_response(response, str(exc)) from None
+        if expires_at is not None:
+            logger.debug("got a runner OAuth token valid for %.0f s", expires_at - self.http.clock())
+        else:
+            logger.debug("got a runner OAuth token without a known expiry")
+        return token, expires_at
