@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import random
 import socket
-from collections.abc import Sequence
-from typing import Final, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Protocol, runtime_checkable
 
 import anyio
 import attrs
@@ -145,7 +145,7 @@ class Listener:
         ensure: EnsureScaleSet | None = None,
         owner: str | None = None,
         reconnect_backoff: RetryPolicy = RECONNECT_BACKOFF,
-        session_options: dict[str, float] | None = None,
+        session_options: Mapping[str, Any] | None = None,
     ) -> None:
         if scaler is None:
             raise TypeError("Listener needs a scaler")
@@ -162,7 +162,7 @@ class Listener:
         self.ensure = ensure
         self.owner = owner or socket.gethostname()
         self.reconnect_backoff = reconnect_backoff
-        self.session_options = session_options or {}
+        self.session_options = dict(session_options or {})
         self.statistics = RunnerScaleSetStatistic()
         self.last_desired: int | None = None
 

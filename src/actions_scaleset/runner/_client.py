@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal, Self
 
@@ -154,6 +154,26 @@ def acquire_throttle(consecutive_failures: int) -> float:
 
 class _Stop:
     """Sentinel in the request stream: no more job requests."""
+
+
+class JobRequests:
+    """`async for request in runner.job_requests()`.
+
+    A plain iterator rather than a generator: a consumer cancelled mid-loop leaves
+    nothing suspended for trio to finalise late.
+    """
+
+    def __init__(self, runner: RunnerClient) -> None:
+        self._runner = runner
+
+    def __aiter__(self) -> JobRequests:
+        return self
+
+    async def __anext__(self) -> JobRequest:
+        return await self._runner._next_request()
+
+    async def aclose(self) -> None:
+        """Nothing to release (works with `contextlib.aclosing`); leaving the runner stops polling."""
 
 
 class RunnerClient:
@@ -407,7 +427,7 @@ class RunnerClient:
 
     # job requests ---------------------------------------------------------------------------
 
-    def job_requests(self) -> AsyncGenerator[JobRequest, None]:
+    def job_requests(self) -> JobRequests:
         """Job requests as they arrive; pass each to `acquire_job`.
 
         Polling runs in the background (with `status=Busy` while a job is held, so
@@ -416,22 +436,21 @@ class RunnerClient:
         (registration deleted, version refused, too many failed polls) is raised here.
         """
         self._start_polling()
-        return self._requests()
+        return JobRequests(self)
 
-    async def _requests(self) -> AsyncGenerator[JobRequest, None]:
+    async def _next_request(self) -> JobRequest:
         assert self._receive is not None
-        while True:
-            if self._finished_with_jobs():
-                return
-            try:
-                item = await self._receive.receive()
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return
-            if isinstance(item, _Stop):
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        if self._finished_with_jobs():
+            raise StopAsyncIteration
+        try:
+            item = await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        if isinstance(item, _Stop):
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def _finished_with_jobs(self) -> bool:
         return self._finished or (self.ephemeral and self._acquired > 0)

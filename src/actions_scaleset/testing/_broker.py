@@ -128,7 +128,7 @@ async def delete_session(ctx: Ctx) -> Response:
     runner = runner_of(ctx, allow_deleted=True)
     if runner.session is None:
         ctx.fail(404, "The runner has no session.", "RunnerSessionInvalid")
-    runner.session = None
+    ctx.core.state.end_runner_session(runner)
     return Response(204)
 
 

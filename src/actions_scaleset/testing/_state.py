@@ -410,6 +410,8 @@ class State:
         if runner.session is not None:
             runner.session.last_seen = self.now()
         self.tick()
+        if runner.deleted:
+            return None  # an ephemeral runner that finished its job gets no other (its poll was in flight)
         if runner.outbox:
             return "JobCancellation", self.jobs[runner.outbox.pop(0)]
         if runner.job_id:
@@ -456,6 +458,14 @@ class State:
     def bind(self, runner: Runner, job: Job) -> None:
         job.runner_id, job.runner_name, job.acknowledged = runner.id, runner.name, False
         runner.job_id = job.id
+
+    def end_runner_session(self, runner: Runner) -> None:
+        """The runner went away: a job offered to it but not started goes to another runner."""
+        runner.session = None
+        job = self.jobs.get(runner.job_id) if runner.job_id else None
+        if job is not None and job.state is JobState.ASSIGNED:
+            self.release(job)
+            self.changed()
 
     def release(self, job: Job) -> None:
         """Take a not-yet-started job back from the runner it was offered to."""
