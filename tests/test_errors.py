@@ -262,3 +262,27 @@ def test_secrets_in_a_body_or_url_never_reach_the_message() -> None:
     for secret in ("ghp_abcdefghij", "eyJhbGciOi.eyJleHAiOjF9", "hunter2pass", "ghs_secretsecret"):
         assert secret not in text
     assert "a=1" in text
+
+
+def test_vss_errors_map_by_type_key() -> None:
+    # runner-protocol.md §8.1: `typeKey` selects the exception of a VSS body
+    body = fixture_bytes("vss_wrapped_exception_error.json", RUNNER_FIXTURES)
+    error = _map(404, body)
+    assert isinstance(error, asc.RunnerSessionInvalidError)
+    assert error.error_kind == "TaskAgentSessionExpiredException"
+
+
+def test_redaction_keeps_prose_about_tokens() -> None:
+    from actions_scaleset._redact import scrub_text
+
+    assert (
+        scrub_text("could not parse the OAuth token response") == "could not parse the OAuth token response"
+    )
+    assert "0123" not in scrub_text("Authorization: token 0123456789abcdef0123456789")
+    assert scrub_text("Bearer abc.def.ghi-12345") == "Bearer REDACTED"
+
+
+def test_errors_keep_response_headers_out_of_their_text() -> None:
+    error = _map(403, b"denied", {"x-ms-error-code": "AuthenticationFailed", "Set-Cookie": "s=secretcookie"})
+    assert error.headers["x-ms-error-code"] == "AuthenticationFailed"
+    assert "secretcookie" not in str(error)

@@ -30,7 +30,10 @@ _REDACTED: Final = "REDACTED"
 _SECRET_PATTERNS: Final = (
     re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"),
     re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{20,})"),
-    re.compile(r"(?i)\b(bearer|remoteauth|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)\b(bearer|remoteauth|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    # `Authorization: token <value>` (GitHub's older scheme): only a value that looks like one,
+    # so prose such as "an OAuth token response" is left alone
+    re.compile(r"(?i)\b(token)\s+(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{20,}"),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
 )
 

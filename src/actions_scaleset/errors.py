@@ -43,7 +43,7 @@ Every exception the public API raises is an `ActionsScaleSetError`::
                 └── RunnerSessionConflictError        409 on broker session create
 
 Actions-service exceptions are chosen by a substring of the body's `typeName`
-(spec: scaleset-api.md §7.2), broker errors by `errorKind`, OAuth errors by
+(spec: scaleset-api.md §7.2), VSS runner errors by `typeKey`, broker errors by `errorKind`, OAuth errors by
 `error` (runner-protocol.md §8.1), REST rate limits as GitHub's docs say
 (peers-and-style.md §4.5). No message ever contains a token or a key.
 """
@@ -202,7 +202,8 @@ class HTTPStatusError(_WithIds):
     """The server answered with an error status.
 
     `body` is the parsed JSON body (a dict or list), the text of a non-JSON body,
-    or None when the body was empty.
+    or None when the body was empty. `headers` are the response's headers (never
+    shown in the message).
     """
 
     default_status: ClassVar[int] = 0
@@ -217,11 +218,13 @@ class HTTPStatusError(_WithIds):
         activity_id: str | None = None,
         github_request_id: str | None = None,
         body: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.status_code = status_code if status_code is not None else self.default_status
         self.activity_id = activity_id
         self.github_request_id = github_request_id
         self.body = body
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
         super().__init__(message, method=method, url=url)
 
 
@@ -394,6 +397,13 @@ _BY_ERROR_KIND: Final[Mapping[str, type[BrokerError]]] = {
     "AcknowledgeJobNotFound": AcknowledgeJobNotFoundError,
 }
 
+# VSS (pipelines, v1 runner) bodies name their exception in `typeKey` (runner-protocol.md §8.1).
+_BY_TYPE_KEY: Final[Mapping[str, type[BrokerError]]] = {
+    "TaskAgentSessionExpiredException": RunnerSessionInvalidError,
+    "TaskAgentSessionConflictException": RunnerSessionConflictError,
+    "TaskAgentNotFoundException": BrokerRunnerNotFoundError,
+}
+
 _DEFAULT_SECONDARY_WAIT: Final = 60.0
 
 
@@ -421,34 +431,21 @@ def error_from_response(
         "activity_id": headers.get("activityid") or None,
         "github_request_id": headers.get("x-github-request-id") or None,
         "body": parsed,
+        "headers": headers,
     }
     detail = _summarise(parsed)
     head = _status_text(status_code)
-
     if isinstance(parsed, dict):
-        type_name = parsed.get("typeName")
-        if isinstance(type_name, str) and type_name:
-            short = type_name.split(",")[0].rsplit(".", 1)[-1]
-            cls = _class_for_type_name(type_name) or _class_for_status(status_code, unauthorized)
-            return cls(f"{detail} ({head}, {short})", **common)
-        if parsed.get("source") == "actions-broker-listener" or "errorKind" in parsed:
-            kind = parsed.get("errorKind")
-            kind = kind if isinstance(kind, str) else None
-            broker_cls = _BY_ERROR_KIND.get(kind or "")
-            if broker_cls is None:
-                broker_cls = RunnerSessionConflictError if status_code == 409 else BrokerError
-            return broker_cls(f"{detail} ({head}, broker {kind or 'error'})", error_kind=kind, **common)
-        if parsed.get("source") == "actions-run-service":
-            return RunServiceError(f"{detail} ({head}, run service)", **common)
-        if isinstance(parsed.get("error"), str) and "message" not in parsed:
-            description = parsed.get("error_description")
-            description = description if isinstance(description, str) else None
-            return OAuthError(
-                f"{detail} ({head}, OAuth {parsed['error']})",
-                error=parsed["error"],
-                error_description=description,
-                **common,
-            )
+        by_body = _error_from_body(
+            parsed,
+            detail=detail,
+            head=head,
+            status_code=status_code,
+            unauthorized=unauthorized,
+            common=common,
+        )
+        if by_body is not None:
+            return by_body
 
     if status_code in (403, 429):
         rate_limited = classify_rate_limit(status_code, headers, detail, now=now)
@@ -458,6 +455,44 @@ def error_from_response(
             return cls_rl(f"{detail} ({head}{wait})", retry_after=retry_after, **common)
 
     return _class_for_status(status_code, unauthorized)(f"{detail} ({head})", **common)
+
+
+def _error_from_body(
+    parsed: dict[str, Any],
+    *,
+    detail: str,
+    head: str,
+    status_code: int,
+    unauthorized: type[AuthenticationError],
+    common: dict[str, Any],
+) -> HTTPStatusError | None:
+    """The error a body names: VSS `typeKey`, Actions `typeName`, broker, run service, OAuth."""
+    type_key = parsed.get("typeKey")
+    if isinstance(type_key, str) and type_key in _BY_TYPE_KEY:
+        return _BY_TYPE_KEY[type_key](f"{detail} ({head}, {type_key})", error_kind=type_key, **common)
+    type_name = parsed.get("typeName")
+    if isinstance(type_name, str) and type_name:
+        short = type_name.split(",")[0].rsplit(".", 1)[-1]
+        cls = _class_for_type_name(type_name) or _class_for_status(status_code, unauthorized)
+        return cls(f"{detail} ({head}, {short})", **common)
+    if parsed.get("source") == "actions-broker-listener" or "errorKind" in parsed:
+        kind = parsed.get("errorKind")
+        kind = kind if isinstance(kind, str) else None
+        broker_cls = _BY_ERROR_KIND.get(kind or "")
+        if broker_cls is None:
+            broker_cls = RunnerSessionConflictError if status_code == 409 else BrokerError
+        return broker_cls(f"{detail} ({head}, broker {kind or 'error'})", error_kind=kind, **common)
+    if parsed.get("source") == "actions-run-service":
+        return RunServiceError(f"{detail} ({head}, run service)", **common)
+    if isinstance(parsed.get("error"), str) and "message" not in parsed:
+        description = parsed.get("error_description")
+        return OAuthError(
+            f"{detail} ({head}, OAuth {parsed['error']})",
+            error=parsed["error"],
+            error_description=description if isinstance(description, str) else None,
+            **common,
+        )
+    return None
 
 
 def classify_rate_limit(

@@ -43,6 +43,7 @@ class RunnerHandle:
     name: str
     scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
     busy: bool = False
+    removed: bool = False
 
 
 class Provisioner:
@@ -62,6 +63,7 @@ class Provisioner:
         self.completed: list[str] = []
         self.started: list[int] = []
         self.removed = 0
+        self.failures: list[BaseException] = []
 
     @property
     def live(self) -> int:
@@ -77,10 +79,12 @@ class Provisioner:
         for handle in idle[: max(0, self.live - count)]:
             # Deregister first: the service refuses while the runner runs a job, and takes
             # back a job it offered but did not start. Only then stop the process.
+            handle.removed = True
             try:
                 await self.client.remove_runner(handle.id)
             except asc.JobStillRunningError:
-                continue  # it took a job after all
+                handle.removed = False  # it took a job after all
+                continue
             except asc.RunnerNotFoundError:
                 pass  # it finished its job and is gone already
             self.removed += 1
@@ -99,6 +103,11 @@ class Provisioner:
                         handle.busy = True
                         job = await runner.acquire_job(request)
                         await job.complete("succeeded")
+        except asc.ActionsScaleSetError as exc:
+            # A runner process that fails does not take the provisioner down. One we
+            # deregistered ourselves may well be told its registration is gone.
+            if not handle.removed:
+                self.failures.append(exc)
         finally:
             self.runners.pop(handle.name, None)
 
@@ -175,6 +184,7 @@ async def test_a_hundred_jobs_all_complete_and_nothing_is_left_behind(transport:
     assert all(s.session_owner is None for s in snapshot.scale_sets)
     assert len(fake.requests_to("session.delete")) == 1
     assert max(s.max_capacity or 0 for s in snapshot.scale_sets) == 20
+    assert provisioner.failures == []
 
 
 async def test_a_stale_session_at_start_is_waited_out(transport: str) -> None:

@@ -61,6 +61,24 @@ def user_agent(suffix: str | None = None) -> str:
     return f"{base} {suffix.strip()}" if suffix and suffix.strip() else base
 
 
+class RedactURLsFilter(logging.Filter):
+    """Redacts URL arguments of log records: httpx logs each request's full URL at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, httpx.URL) for arg in record.args):
+            record.args = tuple(
+                redact_url(str(arg)) if isinstance(arg, httpx.URL) else arg for arg in record.args
+            )
+        return True
+
+
+def _redact_httpx_log() -> None:
+    # A signed blob URL carries its credential in the query; httpx would log it verbatim.
+    httpx_logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactURLsFilter) for f in httpx_logger.filters):
+        httpx_logger.addFilter(RedactURLsFilter())
+
+
 class HTTPCore:
     """Sends requests with a retry policy and turns failures into typed errors.
 
@@ -84,6 +102,7 @@ class HTTPCore:
         self.sleep = sleep
         self.clock = clock
         self.random = random
+        _redact_httpx_log()
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -99,6 +118,7 @@ class HTTPCore:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         json: Any = _UNSET,
+        content: bytes | None = None,
         data: Mapping[str, str] | None = None,
         timeout: httpx.Timeout | None = None,
         expect: Collection[int] = (200,),
@@ -110,7 +130,6 @@ class HTTPCore:
         raises `InvalidResponseError`; a transport failure raises `TransportError`.
         The body is read before returning.
         """
-        content: bytes | None = None
         all_headers = {"User-Agent": self.user_agent}
         if json is not _UNSET:
             content = jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()

@@ -19,7 +19,6 @@ import attrs
 import httpx
 
 from .._http import HTTPCore, RetryPolicy, decode_json, invalid_response
-from .._redact import redact_url
 from .._secret import Secret
 from ..auth import BearerAuth, host_of
 from ..errors import (
@@ -600,42 +599,28 @@ class Job:
         return len(masked)
 
     async def _put_blob(self, url: str, content: bytes) -> None:
-        # HTTPCore has no raw-bytes body, so the one PUT to blob storage is sent here. The URL's
-        # SAS signature is a credential: httpx's own request log line gets it redacted, and an
-        # error keeps only Azure's error code, never a body that might echo the URL.
-        request = self.http.client.build_request(
-            "PUT",
-            url,
-            content=content,
-            headers={
-                "User-Agent": self.http.user_agent,
-                "x-ms-blob-type": "BlockBlob",
-                "Content-Type": "text/plain; charset=utf-8",
-            },
-        )
-        httpx_logger = logging.getLogger("httpx")
-        redact = _RedactURLs()
-        httpx_logger.addFilter(redact)
+        # The URL's SAS signature is a credential: HTTPCore redacts it from logs and errors.
+        # An error keeps only Azure's error code, never a body that might echo the URL.
         try:
-            response = await self.http.client.send(request)
-            await response.aread()
-        except httpx.TransportError as exc:
-            raise RequestError(
-                f"uploading the step log failed ({type(exc).__name__})", method="PUT", url=url
-            ) from None
-        finally:
-            httpx_logger.removeFilter(redact)
-        if response.status_code not in (200, 201):
-            code = response.headers.get("x-ms-error-code")
+            await self.http.request(
+                "PUT",
+                url,
+                policy=RESULTS_RETRY,
+                content=content,
+                headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "text/plain; charset=utf-8"},
+                expect=(200, 201),
+            )
+        except HTTPStatusError as exc:
+            code = exc.headers.get("x-ms-error-code")
             summary = {"message": "blob storage refused the step log" + (f" ({code})" if code else "")}
             raise error_from_response(
                 method="PUT",
                 url=url,
-                status_code=response.status_code,
+                status_code=exc.status_code,
                 headers=httpx.Headers({"content-type": "application/json"}),
                 body=json.dumps(summary).encode(),
                 now=self.http.clock(),
-            )
+            ) from None
 
     # completion ---------------------------------------------------------------------------
 
@@ -671,17 +656,6 @@ class Job:
             logger.info("completed job %s: %s", self.job_id, conclusion)
         finally:
             self._release()
-
-
-class _RedactURLs(logging.Filter):
-    """Redacts URL arguments of log records (httpx logs each request's full URL at INFO)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                redact_url(str(arg)) if isinstance(arg, httpx.URL) else arg for arg in record.args
-            )
-        return True
 
 
 def acquire_body(request: RunnerJobRequest, runner_os: str) -> dict[str, Any]:
