@@ -1,55 +1,51 @@
-"""An offline tour of actions_scaleset: no network, no credentials.
+"""An offline tour of actions_scaleset: no network, no credentials, about ten seconds.
 
-GitHub is played by an in-process `httpx.MockTransport`, so everything below is what
-the SDK really does on the wire: config URLs, typed errors, retries with Retry-After,
-rate limits, and secrets that never print.
+GitHub is played by `FakeGitHub` in-process, so everything below is the SDK doing
+what it does against github.com: the registration exchange, a scale set, a
+listener that waits out a stale session and rides out a burst of 503s, and runners
+that speak the real runner protocol to take each job.
 """
 
 from __future__ import annotations
 
-import json
+import logging
+import random
 
 import anyio
-import httpx
 
 import actions_scaleset as asc
+from actions_scaleset.runner import Conclusion, Job
+from actions_scaleset.testing import FakeGitHub, RunnerFleet
 
-API = "https://api.github.com"
+JOBS = 12
 
 
-def fake_github() -> httpx.MockTransport:
-    attempts = {"registration": 0}
+class Narrator(asc.NoopMetrics):
+    """A MetricsRecorder that prints what the listener sees."""
 
-    def handle(request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if path == "/orgs/acme/actions/runners/registration-token":
-            attempts["registration"] += 1
-            if attempts["registration"] == 1:  # a passing outage, with Retry-After
-                return httpx.Response(503, headers={"Retry-After": "1"})
-            return httpx.Response(201, json={"token": "AABF3JGZDX3P5PMEXLND6TS6FCWO6"})
-        if path == "/orgs/acme/actions/runners":
-            return httpx.Response(
-                200,
-                json={
-                    "total_count": 2,
-                    "runners": [
-                        {"id": 1, "name": "linux-1", "status": "online", "busy": True},
-                        {"id": 2, "name": "linux-2", "status": "offline", "busy": False},
-                    ],
-                },
-            )
-        if path == "/orgs/acme/actions/runners/generate-jitconfig":
-            return httpx.Response(
-                409,
-                json={"message": "Already exists - A runner with the name linux-1 exists."},
-                headers={"X-GitHub-Request-Id": "DEMO:1"},
-            )
-        return httpx.Response(404, json={"message": "Not Found"})
+    def __init__(self) -> None:
+        self.last_desired = -1
 
-    return httpx.MockTransport(handle)
+    def record_job_started(self, job: asc.JobStarted) -> None:
+        repository = f"{job.owner_name}/{job.repository_name}"
+        print(f"   started   {job.runner_name:10} {repository}: {job.job_display_name}")
+
+    def record_job_completed(self, job: asc.JobCompleted) -> None:
+        print(f"   completed {job.runner_name:10} {job.result}")
+
+    def record_desired_runners(self, count: int) -> None:
+        if count != self.last_desired:
+            print(f"   desired runners: {count}")
+            self.last_desired = count
+
+
+async def run_job(job: Job) -> Conclusion:
+    await anyio.sleep(random.uniform(0.05, 0.3))  # a pretend build
+    return "succeeded"
 
 
 async def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="   (log) %(message)s")
     print("1. Config URLs decide the scope and the REST API base")
     for url in [
         "https://github.com/acme",
@@ -58,34 +54,59 @@ async def main() -> None:
     ]:
         config = asc.GitHubConfig.parse(url, env={})
         print(f"   {url:45} -> {config.scope.value:12} {config.api_url}")
-    try:
-        asc.GitHubConfig.parse("https://github.com/a/b/c")
-    except asc.InvalidConfigURLError as exc:
-        print(f"   invalid: {str(exc)[:90]}…")
 
-    print("\n2. Talking to (fake) GitHub, with a retry after a 503")
-    waits: list[float] = []
+    fake = FakeGitHub(poll_hold=0.1, session_timeout=1.0)
+    async with (
+        fake.http_client() as http,
+        asc.ScaleSetClient(fake.config_url("acme"), fake.pat(), http_client=http) as client,
+    ):
+        print("\n2. A scale set (the registration exchange happens on the first call)")
+        scale_set = await client.ensure_scale_set("linux-x64", labels=["linux"])
+        print(f"   {scale_set!r}")
 
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
+        print(f"\n3. {JOBS} jobs, a listener that finds a stale session, and 503s on the queue")
+        stale = client.session(scale_set.id, owner="crashed-listener")
+        await stale.open()  # a listener that died without deleting its session
+        fake.faults.add(route="message", status=503, times=3)
+        for index in range(JOBS):
+            fake.enqueue_job(labels=["linux"], repository="acme/app", display_name=f"build #{index + 1}")
 
-    async with httpx.AsyncClient(transport=fake_github()) as http_client:
-        auth = asc.PersonalAccessToken("ghp_demo_token_never_printed")
-        github = asc.GitHubClient("https://github.com/acme", auth, http_client=http_client)
-        github.http.sleep = sleep
-        token = await github.create_registration_token()
-        print(f"   waited {waits} s (Retry-After), then got {token!r}")
-        for runner in await github.list_runners():
-            print(f"   runner {runner.name}: {runner.status}, busy={runner.busy}")
+        async with anyio.create_task_group() as tg:
+            fleet = RunnerFleet(
+                client,
+                tg,
+                scale_set_id=scale_set.id,
+                run_job=run_job,
+                runner_options={"session_retry_interval": 0.1},
+            )
+            listener = asc.Listener(
+                client,
+                scale_set.id,
+                fleet,
+                min_runners=0,
+                max_runners=5,
+                metrics=Narrator(),
+                session_options={"conflict_backoff": asc.RetryPolicy(initial_delay=0.25, max_delay=0.5)},
+            )
+            tg.start_soon(listener.run)
+            with anyio.fail_after(60):
+                while len(fleet.completed) < JOBS or fleet.live:  # noqa: ASYNC110 - a demo's progress loop
+                    await anyio.sleep(0.1)
+            tg.cancel_scope.cancel()
 
-        print("\n3. Errors are typed and say which request failed")
+        conflicts = sum(1 for r in fake.requests_to("session.create") if r.status == 409)
+        retried = sum(1 for r in fake.requests_to("message") if r.status == 503)
+        print(
+            f"   waited out {conflicts} session conflicts, retried {retried} 503s, "
+            f"{len(fleet.completed)} jobs done, {len(fake.snapshot().runners)} runners left registered"
+        )
+
+        print("\n4. Errors are typed and name the request; secrets never print")
         try:
-            await github.generate_jit_config("linux-1")
-        except asc.ConflictError as exc:
-            print(f"   {type(exc).__name__}: {exc}")
-
-    print("\n4. Secrets never print")
-    print(f"   {auth!r}, {asc.Secret('hunter2')}, {json.dumps(str(token.token))}")
+            await client.get_scale_set_by_id(999)
+        except asc.ScaleSetNotFoundError as exc:
+            print(f"   {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        print(f"   {fake.pat()!r}  {asc.Secret('hunter2')!r}")
 
 
 if __name__ == "__main__":

@@ -7,20 +7,17 @@ runner it is asked for, exactly as a VM or pod would run the official runner.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import anyio
-import attrs
 import httpx
 import pytest
 from anyio.abc import TaskGroup
 
 import actions_scaleset as asc
 from actions_scaleset._http import HTTPCore
-from actions_scaleset.runner import JitConfig, RunnerClient
-from actions_scaleset.testing import FakeGitHub, JobState
+from actions_scaleset.testing import FakeGitHub, JobState, RunnerFleet
 
 pytestmark = [
     pytest.mark.anyio,
@@ -35,87 +32,6 @@ SCENARIO_TIMEOUT = 60
 async def fast_sleep(seconds: float) -> None:
     """Real retry code paths, without their real waits."""
     await anyio.sleep(min(seconds, 0.01))
-
-
-@attrs.define
-class RunnerHandle:
-    id: int
-    name: str
-    scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
-    busy: bool = False
-    removed: bool = False
-
-
-class Provisioner:
-    """The scaler under test: one RunnerClient per runner asked for; idle extras are removed.
-
-    This is what a VM or pod provisioner does: boot a runner with its JIT config,
-    and when fewer are wanted, stop idle ones and deregister them.
-    """
-
-    def __init__(self, client: asc.ScaleSetClient, http: httpx.AsyncClient, tg: TaskGroup) -> None:
-        self.client = client
-        self.http = http
-        self.tg = tg
-        self.scale_set_id = 0
-        self.runners: dict[str, RunnerHandle] = {}
-        self.names = itertools.count(1)
-        self.completed: list[str] = []
-        self.started: list[int] = []
-        self.removed = 0
-        self.failures: list[BaseException] = []
-
-    @property
-    def live(self) -> int:
-        return len(self.runners)
-
-    async def handle_desired_runner_count(self, count: int) -> int:
-        while self.live < count:
-            jit = await self.client.generate_jit_config(self.scale_set_id, name=f"runner-{next(self.names)}")
-            handle = RunnerHandle(jit.runner.id, jit.runner.name)
-            self.runners[handle.name] = handle
-            self.tg.start_soon(self.run_runner, handle, jit.encoded_jit_config)
-        idle = [handle for handle in self.runners.values() if not handle.busy]
-        for handle in idle[: max(0, self.live - count)]:
-            # Deregister first: the service refuses while the runner runs a job, and takes
-            # back a job it offered but did not start. Only then stop the process.
-            handle.removed = True
-            try:
-                await self.client.remove_runner(handle.id)
-            except asc.JobStillRunningError:
-                handle.removed = False  # it took a job after all
-                continue
-            except asc.RunnerNotFoundError:
-                pass  # it finished its job and is gone already
-            self.removed += 1
-            self.runners.pop(handle.name, None)
-            handle.scope.cancel()
-        return count
-
-    async def run_runner(self, handle: RunnerHandle, blob: asc.Secret) -> None:
-        try:
-            http = HTTPCore(self.http, sleep=fast_sleep)
-            with handle.scope:
-                async with RunnerClient(
-                    JitConfig.decode(blob), http=http, session_retry_interval=0.05
-                ) as runner:
-                    async for request in runner.job_requests():
-                        handle.busy = True
-                        job = await runner.acquire_job(request)
-                        await job.complete("succeeded")
-        except asc.ActionsScaleSetError as exc:
-            # A runner process that fails does not take the provisioner down. One we
-            # deregistered ourselves may well be told its registration is gone.
-            if not handle.removed:
-                self.failures.append(exc)
-        finally:
-            self.runners.pop(handle.name, None)
-
-    async def handle_job_started(self, job: asc.JobStarted) -> None:
-        self.started.append(job.runner_request_id)
-
-    async def handle_job_completed(self, job: asc.JobCompleted) -> None:
-        self.completed.append(job.result)
 
 
 @asynccontextmanager
@@ -142,6 +58,11 @@ async def run_until(
     await eventually(condition, timeout=timeout)
 
 
+def fleet(client: asc.ScaleSetClient, tg: TaskGroup, scale_set_id: int = 0) -> RunnerFleet:
+    """The provisioner under test: in-process RunnerClients, as VMs would run the runner."""
+    return RunnerFleet(client, tg, scale_set_id=scale_set_id, runner_options={"session_retry_interval": 0.05})
+
+
 def scale_set_client(fake: FakeGitHub, http: httpx.AsyncClient) -> asc.ScaleSetClient:
     return asc.ScaleSetClient(fake.config_url("acme"), fake.pat(), http=HTTPCore(http, sleep=fast_sleep))
 
@@ -165,8 +86,7 @@ async def test_a_hundred_jobs_all_complete_and_nothing_is_left_behind(transport:
         for _ in range(100):
             fake.enqueue_job(labels=["linux"], repository="acme/app")
         async with anyio.create_task_group() as tg:
-            provisioner = Provisioner(client, http, tg)
-            provisioner.scale_set_id = scale_set.id
+            provisioner = fleet(client, tg, scale_set.id)
             listener = asc.Listener(
                 client,
                 scale_set.id,
@@ -179,7 +99,7 @@ async def test_a_hundred_jobs_all_complete_and_nothing_is_left_behind(transport:
             tg.cancel_scope.cancel()
     snapshot = fake.snapshot()
     assert [job.result for job in snapshot.jobs] == ["succeeded"] * 100
-    assert provisioner.completed.count("succeeded") == 100
+    assert [job.result for job in provisioner.completed] == ["succeeded"] * 100
     assert snapshot.runners == ()
     assert all(s.session_owner is None for s in snapshot.scale_sets)
     assert len(fake.requests_to("session.delete")) == 1
@@ -195,8 +115,7 @@ async def test_a_stale_session_at_start_is_waited_out(transport: str) -> None:
         await crashed.open()  # and never closed: a listener that died
         fake.enqueue_job(labels=["linux"], repository="acme/app")
         async with anyio.create_task_group() as tg:
-            provisioner = Provisioner(client, http, tg)
-            provisioner.scale_set_id = scale_set.id
+            provisioner = fleet(client, tg, scale_set.id)
             listener = asc.Listener(
                 client,
                 scale_set.id,
@@ -219,8 +138,7 @@ async def test_message_queue_token_expiry_mid_run_is_refreshed(transport: str) -
     async with connected(fake, transport) as http, scale_set_client(fake, http) as client:
         scale_set = await client.ensure_scale_set("linux", labels=["linux"])
         async with anyio.create_task_group() as tg:
-            provisioner = Provisioner(client, http, tg)
-            provisioner.scale_set_id = scale_set.id
+            provisioner = fleet(client, tg, scale_set.id)
             listener = asc.Listener(
                 client, scale_set.id, provisioner, max_runners=5, reconnect_backoff=FAST_BACKOFF
             )
@@ -243,7 +161,7 @@ async def test_a_scale_set_deleted_mid_run_is_recreated(transport: str) -> None:
         scale_set_client(fake, http) as client,
         anyio.create_task_group() as tg,
     ):
-        provisioner = Provisioner(client, http, tg)
+        provisioner = fleet(client, tg)
         listener = asc.Listener(
             client,
             scaler=provisioner,
@@ -286,8 +204,7 @@ async def test_five_xx_bursts_and_dropped_connections_lose_nothing(transport: st
         for _ in range(30):
             fake.enqueue_job(labels=["linux"], repository="acme/app")
         async with anyio.create_task_group() as tg:
-            provisioner = Provisioner(client, http, tg)
-            provisioner.scale_set_id = scale_set.id
+            provisioner = fleet(client, tg, scale_set.id)
             listener = asc.Listener(
                 client, scale_set.id, provisioner, max_runners=10, reconnect_backoff=FAST_BACKOFF
             )

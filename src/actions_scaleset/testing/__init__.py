@@ -12,11 +12,13 @@ It serves GitHub REST (GHES style, `/api/v3`), the Actions scale-set service, th
 scale-set message queue, and the runner side (OAuth token endpoint, broker, run
 service, results), all from one state model, with fault injection
 (`fake.faults`), token expiry (`fake.expire_tokens`), a request log
-(`fake.requests`) and `fake.snapshot()`. See docs/testing.md.
+(`fake.requests`) and `fake.snapshot()`. `RunnerFleet` is a `Scaler` whose runners
+are in-process `RunnerClient`s, to test a listener end to end. See docs/testing.md.
 """
 
 from ._fake import FakeGitHub
 from ._faults import Fault, Faults
+from ._fleet import RunnerFleet
 from ._model import JobState
 from ._tokens import TokenKind
 from ._views import JobInfo, RecordedRequest, RunnerInfo, ScaleSetInfo, Snapshot
@@ -31,6 +33,7 @@ __all__ = [
     "JobState",
     "PlannedJob",
     "RecordedRequest",
+    "RunnerFleet",
     "RunnerInfo",
     "ScaleSetInfo",
     "Snapshot",

@@ -1,0 +1,18 @@
+"""`nox -s demo` runs examples/demo.py: it must keep working offline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+
+
+def test_the_offline_demo_runs_every_job_and_leaves_nothing_behind() -> None:
+    result = subprocess.run(
+        [sys.executable, str(DEMO)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "12 jobs done, 0 runners left registered" in result.stdout
+    assert "ScaleSetNotFoundError" in result.stdout
+    assert "ghp_" not in result.stdout + result.stderr
