@@ -12,8 +12,7 @@ import logging
 import math
 import socket
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import attrs
@@ -25,6 +24,7 @@ from ._http import (
     REST_RETRY,
     SINGLE_USE_RETRY,
     HTTPCore,
+    HTTPLifecycle,
     RetryPolicy,
     decode_model,
     invalid_response,
@@ -124,7 +124,7 @@ class _AdminConnection:
         return f"_AdminConnection(url={self.url!r})"
 
 
-class ScaleSetClient:
+class ScaleSetClient(HTTPLifecycle):
     """The runner scale-set API for one enterprise, organization or repository.
 
     Use it as an async context manager. The first Actions-service call does the
@@ -160,18 +160,6 @@ class ScaleSetClient:
 
     def __repr__(self) -> str:
         return f"ScaleSetClient({self.config.config_url!r}, auth={self.github.credentials!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self.http.aclose()
 
     # ------------------------------------------------------------------ admin connection
 

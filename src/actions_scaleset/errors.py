@@ -54,7 +54,7 @@ import json
 import math
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from ._redact import redact_url, scrub_text
 
@@ -226,6 +226,23 @@ class HTTPStatusError(_WithIds):
         self.body = body
         self.headers: Mapping[str, str] = headers if headers is not None else {}
         super().__init__(message, method=method, url=url)
+
+    def as_error(self, cls: type[_StatusErrorT], message: str, **extra: Any) -> _StatusErrorT:
+        """This failure as `cls` with a new message; the request, ids, body and headers are kept."""
+        return cls(
+            message,
+            method=self.method,
+            url=self.url,
+            status_code=self.status_code,
+            activity_id=self.activity_id,
+            github_request_id=self.github_request_id,
+            body=self.body,
+            headers=self.headers,
+            **extra,
+        )
+
+
+_StatusErrorT = TypeVar("_StatusErrorT", bound=HTTPStatusError)
 
 
 class BadRequestError(HTTPStatusError):

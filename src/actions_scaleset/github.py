@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
@@ -14,6 +13,7 @@ from ._http import (
     REST_RETRY,
     SINGLE_USE_RETRY,
     HTTPCore,
+    HTTPLifecycle,
     RetryPolicy,
     decode_json,
     decode_model,
@@ -44,7 +44,7 @@ _PAGE_SIZE: Final = 100
 _MAX_PAGES: Final = 1000
 
 
-class GitHubClient:
+class GitHubClient(HTTPLifecycle):
     """GitHub REST for one enterprise, organization or repository.
 
     Use it as an async context manager, or call `aclose()`. `http_client` is used
@@ -70,18 +70,6 @@ class GitHubClient:
 
     def __repr__(self) -> str:
         return f"GitHubClient({self.config.config_url!r}, auth={self.credentials!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self.http.aclose()
 
     # ------------------------------------------------------------------ tokens
 

@@ -143,15 +143,10 @@ class MessageSession:
                 waited = clock() - started
                 wait = self.conflict_backoff.backoff(attempt, random=self.client.http.random())
                 if waited + wait > self.conflict_timeout:
-                    raise SessionConflictError(
+                    raise exc.as_error(
+                        SessionConflictError,
                         f"{exc.message}\nA stale session usually expires a few minutes after its listener "
                         f"died; waited {_duration(waited)} (conflict_timeout={self.conflict_timeout:g} s).",
-                        method=exc.method,
-                        url=exc.url,
-                        status_code=exc.status_code,
-                        activity_id=exc.activity_id,
-                        github_request_id=exc.github_request_id,
-                        body=exc.body,
                     ) from None
                 logger.warning(
                     "scale set %d already has an active session (a listener that died, or another one "

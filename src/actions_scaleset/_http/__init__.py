@@ -9,6 +9,7 @@ from ._core import (
     invalid_response,
     user_agent,
 )
+from ._lifecycle import HTTPLifecycle
 from ._retry import (
     ACTIONS_RETRY,
     MESSAGE_POLL_RETRY,
@@ -29,6 +30,7 @@ __all__ = [
     "REST_RETRY",
     "SINGLE_USE_RETRY",
     "HTTPCore",
+    "HTTPLifecycle",
     "RetryPolicy",
     "decode_json",
     "decode_model",

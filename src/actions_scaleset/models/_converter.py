@@ -295,7 +295,7 @@ converter.register_unstructure_hook_factory(attrs.has, _unstructure_factory)
 # --------------------------------------------------------------------------- Actions-service models
 
 # Every Actions-service model but the admin connection (`{url, token}`) is camelCase.
-for _cls in (
+_CAMEL_WIRE: Final = (
     AcquirableJob,
     JitRunnerConfig,
     JobAssigned,
@@ -310,29 +310,13 @@ for _cls in (
     RunnerScaleSetSession,
     RunnerScaleSetStatistic,
     RunnerSetting,
-):
+)
+for _cls in _CAMEL_WIRE:
     camel_wire(_cls)
 del _cls
 
-_GO_WIRE: Final = frozenset(
-    {
-        AcquirableJob,
-        ActionsServiceAdminConnection,
-        JitRunnerConfig,
-        JobAssigned,
-        JobAvailable,
-        JobCompleted,
-        JobStarted,
-        Label,
-        RunnerGroup,
-        RunnerReference,
-        RunnerScaleSet,
-        RunnerScaleSetMessage,
-        RunnerScaleSetSession,
-        RunnerScaleSetStatistic,
-        RunnerSetting,
-    }
-)
+# Models read and written with Go's encoding/json rules (nulls, omitempty, zero times).
+_GO_WIRE: Final = frozenset({*_CAMEL_WIRE, ActionsServiceAdminConnection})
 # Go `omitempty` fields (spec §6): left out when zero, empty or false. The rest is always sent.
 _OMIT_EMPTY: Final[Mapping[type, frozenset[str]]] = {
     RunnerScaleSet: frozenset(

@@ -412,17 +412,12 @@ class RunnerClient:
 
     def _conflict_error(self, exc: ConflictError, waited: float) -> RunnerSessionConflictError:
         minutes, seconds = divmod(int(waited), 60)
-        return RunnerSessionConflictError(
+        return exc.as_error(
+            RunnerSessionConflictError,
             f"runner {self.identity.agent_name!r} (id {self.identity.agent_id}) already has an active "
             "session. It usually expires a few minutes after its runner process died; "
             f"waited {minutes} min {seconds} s",
             error_kind=getattr(exc, "error_kind", None),
-            method=exc.method,
-            url=exc.url,
-            status_code=exc.status_code,
-            activity_id=exc.activity_id,
-            github_request_id=exc.github_request_id,
-            body=exc.body,
         )
 
     # job requests ---------------------------------------------------------------------------

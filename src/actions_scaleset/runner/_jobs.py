@@ -675,12 +675,4 @@ def as_run_service_error(exc: HTTPStatusError) -> RunServiceError:
         409: "another runner already acquired the job",
         422: "unprocessable",
     }
-    return RunServiceError(
-        f"{what.get(exc.status_code, 'refused')}: {exc.message}",
-        method=exc.method,
-        url=exc.url,
-        status_code=exc.status_code,
-        activity_id=exc.activity_id,
-        github_request_id=exc.github_request_id,
-        body=exc.body,
-    )
+    return exc.as_error(RunServiceError, f"{what.get(exc.status_code, 'refused')}: {exc.message}")

@@ -201,14 +201,8 @@ class RunnerTokens:
         except HTTPStatusError as exc:
             if exc.status_code >= 500:
                 raise
-            raise OAuthError(
-                f"the OAuth endpoint refused the runner's client assertion: {exc.message}",
-                method=exc.method,
-                url=exc.url,
-                status_code=exc.status_code,
-                activity_id=exc.activity_id,
-                github_request_id=exc.github_request_id,
-                body=exc.body,
+            raise exc.as_error(
+                OAuthError, f"the OAuth endpoint refused the runner's client assertion: {exc.message}"
             ) from None
         payload = decode_json(response, "an OAuth access-token reply")
         if (
