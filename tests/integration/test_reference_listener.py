@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -34,10 +35,10 @@ def test_the_reference_listener_needs_a_url_or_fake() -> None:
 
 @pytest.mark.parametrize("env", [{}, {"GITHUB_APP_ID": "1"}])
 def test_missing_credentials_say_which_variables_to_set(env: dict[str, str]) -> None:
-    sys.path.insert(0, str(LISTENER.parent))
-    try:
-        import listener
-    finally:
-        sys.path.pop(0)
+    spec = importlib.util.spec_from_file_location("reference_listener", LISTENER)
+    assert spec is not None
+    assert spec.loader is not None
+    listener = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(listener)
     with pytest.raises(SystemExit, match="GITHUB_TOKEN"):
         listener.credentials(env)
