@@ -142,6 +142,18 @@ def credentials(env: Mapping[str, str]) -> asc.Credentials:
     )
 
 
+def prometheus(args: argparse.Namespace, client: asc.ScaleSetClient) -> asc.MetricsRecorder | None:
+    """ARC's gha_* metrics on http://ADDR:PORT/metrics, when --metrics-port is given."""
+    if args.metrics_port is None:
+        return None
+    from prometheus_client import start_http_server
+
+    metrics = asc.PrometheusMetrics(client.config, args.scale_set, min_runners=args.min, max_runners=args.max)
+    start_http_server(args.metrics_port, addr=args.metrics_addr, registry=metrics.registry)
+    logger.info("metrics on http://%s:%d/metrics", args.metrics_addr, args.metrics_port)
+    return metrics
+
+
 async def listen(
     args: argparse.Namespace, client: asc.ScaleSetClient, until_completed: int | None = None
 ) -> int:
@@ -150,6 +162,7 @@ async def listen(
     logger.info(
         "listening on scale set %d %r (min %d, max %d)", scale_set.id, scale_set.name, args.min, args.max
     )
+    metrics = prometheus(args, client)
     async with anyio.create_task_group() as tg:
         provisioner = ProcessProvisioner(client, tg, scale_set.id, shlex.split(args.runner_command))
         listener = asc.Listener(
@@ -158,6 +171,7 @@ async def listen(
             provisioner,
             args.min,
             args.max,
+            metrics,
             ensure=asc.EnsureScaleSet(args.scale_set, runner_group=args.runner_group, labels=labels),
         )
         tg.start_soon(listener.run)
@@ -215,6 +229,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=f"{shlex.quote(sys.executable)} -m actions_scaleset.runner --exec 'echo hello from a runner'",
         help=f"command that runs one runner; its JIT config is in ${JITCONFIG_ENV}",
     )
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve ARC's gha_* metrics (needs the metrics extra)"
+    )
+    parser.add_argument("--metrics-addr", default="127.0.0.1", help="address for the metrics server")
     parser.add_argument("--fake", action="store_true", help="run offline against FakeGitHub")
     parser.add_argument("--jobs", type=int, default=3, help="with --fake: how many jobs to queue")
     parser.add_argument("--log-level", default="INFO")

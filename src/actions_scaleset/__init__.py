@@ -90,6 +90,7 @@ if TYPE_CHECKING:
         Scaler,
         desired_runners,
     )
+    from .metrics import PrometheusMetrics
     from .models import (
         AcquirableJob,
         ActionsPermissions,
@@ -124,6 +125,7 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
+    "PrometheusMetrics": ".metrics",
     "ACTIONS_RETRY": "._http",
     "AcquirableJob": ".models",
     "ActionsPermissions": ".models",
@@ -242,6 +244,7 @@ __all__ = [
     "PermissionDeniedError",
     "PersonalAccessToken",
     "PrimaryRateLimitError",
+    "PrometheusMetrics",
     "RateLimitError",
     "RegistrationToken",
     "RequestError",

@@ -1,0 +1,133 @@
+"""`PrometheusMetrics`: the listener's `MetricsRecorder` as ARC's `gha_*` metrics (spec: scaleset-api.md §10).
+
+Needs the `metrics` extra (`pip install 'actions-scaleset[metrics]'`); prometheus-client
+is imported only when a `PrometheusMetrics` is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from .config import GitHubConfig
+from .models import JobCompleted, JobStarted, RunnerScaleSetStatistic
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+__all__ = ["DEFAULT_BUCKETS", "PrometheusMetrics", "seconds_between"]
+
+DEFAULT_BUCKETS: Final = (
+    0.01, 0.05, 0.1, 0.5,
+    *range(1, 11), 12, 15, 18, 20, 25,
+    *range(30, 121, 10), *range(150, 241, 30), *range(300, 601, 60),
+    900, 1200, 1800, 2400, 3000, 3600,
+)  # fmt: skip
+"""ARC's default histogram buckets, in seconds."""
+
+_SCALE_SET_LABELS: Final = ("enterprise", "organization", "repository", "name", "namespace")
+_JOB_LABELS: Final = ("enterprise", "organization", "repository", "job_name", "event_name")
+_GAUGES: Final = {
+    "assigned_jobs": ("Jobs assigned to the scale set", "total_assigned_jobs"),
+    "running_jobs": ("Jobs running on the scale set's runners", "total_running_jobs"),
+    "registered_runners": ("Runners registered in the scale set", "total_registered_runners"),
+    "busy_runners": ("Registered runners running a job", "total_busy_runners"),
+    "idle_runners": ("Registered runners without a job", "total_idle_runners"),
+}
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> int | None:
+    """Whole seconds from `start` to `end`, as ARC measures; None when either is unset."""
+    if start is None or end is None:
+        return None
+    return max(0, int((end - start).total_seconds()))
+
+
+class PrometheusMetrics:
+    """A `MetricsRecorder` exporting ARC's metric set under the same names and labels.
+
+    Scale-set metrics carry `enterprise`, `organization`, `repository` (from the config
+    URL), `name` (the scale set) and `namespace`; job metrics carry the job's owner,
+    repository, display name and event. Serve `registry` with prometheus-client's
+    `start_http_server(port, registry=metrics.registry)`.
+    """
+
+    def __init__(
+        self,
+        config: GitHubConfig,
+        scale_set_name: str,
+        *,
+        min_runners: int = 0,
+        max_runners: int = 0,
+        namespace: str = "",
+        registry: CollectorRegistry | None = None,
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+    ) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._enterprise = config.enterprise or ""
+        self._scale_set_values = (
+            self._enterprise,
+            config.organization or "",
+            config.repository or "",
+            scale_set_name,
+            namespace,
+        )
+
+        def gauge(name: str, documentation: str) -> Any:
+            return Gauge(name, documentation, _SCALE_SET_LABELS, registry=self.registry).labels(
+                *self._scale_set_values
+            )
+
+        self._gauges = {field: gauge(f"gha_{name}", doc) for name, (doc, field) in _GAUGES.items()}
+        gauge("gha_min_runners", "Minimum number of idle runners").set(min_runners)
+        gauge("gha_max_runners", "Maximum number of runners").set(max_runners)
+        self._desired = gauge("gha_desired_runners", "Runners the scaler was asked for")
+        self._started = Counter(
+            "gha_started_jobs", "Jobs started on the scale set's runners", _JOB_LABELS, registry=self.registry
+        )
+        self._completed = Counter(
+            "gha_completed_jobs", "Jobs completed", (*_JOB_LABELS, "job_result"), registry=self.registry
+        )
+        self._startup = Histogram(
+            "gha_job_startup_duration_seconds",
+            "From assignment to the scale set to a runner taking the job",
+            _JOB_LABELS,
+            buckets=tuple(buckets),
+            registry=self.registry,
+        )
+        self._execution = Histogram(
+            "gha_job_execution_duration_seconds",
+            "From a runner taking the job to its end",
+            (*_JOB_LABELS, "job_result"),
+            buckets=tuple(buckets),
+            registry=self.registry,
+        )
+
+    def _job_values(self, job: JobStarted | JobCompleted) -> tuple[str, ...]:
+        return (self._enterprise, job.owner_name, job.repository_name, job.job_display_name, job.event_name)
+
+    def record_statistics(self, statistics: RunnerScaleSetStatistic) -> None:
+        for field, gauge in self._gauges.items():
+            gauge.set(getattr(statistics, field))
+
+    def record_job_started(self, job: JobStarted) -> None:
+        values = self._job_values(job)
+        self._started.labels(*values).inc()
+        startup = seconds_between(job.scale_set_assign_time, job.runner_assign_time)
+        if startup is not None:
+            self._startup.labels(*values).observe(startup)
+
+    def record_job_completed(self, job: JobCompleted) -> None:
+        if job.runner_assign_time is None:
+            return  # cancelled before a runner took it: ARC skips these (#4472)
+        values = (*self._job_values(job), job.result)
+        self._completed.labels(*values).inc()
+        execution = seconds_between(job.runner_assign_time, job.finish_time)
+        if execution is not None:
+            self._execution.labels(*values).observe(execution)
+
+    def record_desired_runners(self, count: int) -> None:
+        self._desired.set(count)

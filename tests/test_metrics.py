@@ -1,0 +1,103 @@
+"""PrometheusMetrics: ARC's gha_* metric set (spec: scaleset-api.md §10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+import actions_scaleset as asc
+from actions_scaleset.metrics import DEFAULT_BUCKETS, PrometheusMetrics, seconds_between
+from actions_scaleset.models import structure
+from tests.support import load_fixture
+
+SCALE_SET = {
+    "enterprise": "",
+    "organization": "octo-org",
+    "repository": "",
+    "name": "arc-runner-set",
+    "namespace": "ns",
+}
+
+
+def metrics() -> PrometheusMetrics:
+    config = asc.GitHubConfig.parse("https://github.com/octo-org", env={})
+    return PrometheusMetrics(
+        config, "arc-runner-set", min_runners=1, max_runners=10, namespace="ns", registry=CollectorRegistry()
+    )
+
+
+def sample(m: PrometheusMetrics, name: str, labels: dict[str, str]) -> float | None:
+    return m.registry.get_sample_value(name, labels)
+
+
+def fixture_message() -> asc.RunnerScaleSetMessage:
+    return structure(load_fixture("message_job_messages.json"), asc.RunnerScaleSetMessage)
+
+
+def test_statistics_and_static_gauges_carry_the_scale_set_labels() -> None:
+    m = metrics()
+    message = fixture_message()
+    assert message.statistics is not None
+    m.record_statistics(message.statistics)
+    m.record_desired_runners(4)
+    assert sample(m, "gha_assigned_jobs", SCALE_SET) == message.statistics.total_assigned_jobs
+    assert sample(m, "gha_idle_runners", SCALE_SET) == message.statistics.total_idle_runners
+    assert sample(m, "gha_min_runners", SCALE_SET) == 1
+    assert sample(m, "gha_max_runners", SCALE_SET) == 10
+    assert sample(m, "gha_desired_runners", SCALE_SET) == 4
+
+
+def job_labels(job: Any, **extra: str) -> dict[str, str]:
+    return {
+        "enterprise": "",
+        "organization": job.owner_name,
+        "repository": job.repository_name,
+        "job_name": job.job_display_name,
+        "event_name": job.event_name,
+        **extra,
+    }
+
+
+def test_job_started_counts_and_observes_startup_time() -> None:
+    m = metrics()
+    (started,) = fixture_message().jobs_started
+    m.record_job_started(started)
+    labels = job_labels(started)
+    assert sample(m, "gha_started_jobs_total", labels) == 1
+    startup = seconds_between(started.scale_set_assign_time, started.runner_assign_time)
+    assert startup is not None
+    assert sample(m, "gha_job_startup_duration_seconds_sum", labels) == startup
+
+
+def test_completed_jobs_are_counted_by_result_but_never_assigned_ones_are_skipped() -> None:
+    # fixture README: one JobCompleted succeeded, one canceled before any runner took it
+    m = metrics()
+    succeeded, canceled = fixture_message().jobs_completed
+    assert canceled.runner_assign_time is None
+    m.record_job_completed(succeeded)
+    m.record_job_completed(canceled)
+    assert sample(m, "gha_completed_jobs_total", job_labels(succeeded, job_result=succeeded.result)) == 1
+    assert sample(m, "gha_completed_jobs_total", job_labels(canceled, job_result=canceled.result)) is None
+    execution = seconds_between(succeeded.runner_assign_time, succeeded.finish_time)
+    labels = job_labels(succeeded, job_result=succeeded.result)
+    assert sample(m, "gha_job_execution_duration_seconds_sum", labels) == execution
+
+
+def test_default_buckets_are_arcs() -> None:
+    assert DEFAULT_BUCKETS[:4] == (0.01, 0.05, 0.1, 0.5)
+    assert DEFAULT_BUCKETS[-6:] == (900, 1200, 1800, 2400, 3000, 3600)
+    assert list(DEFAULT_BUCKETS) == sorted(DEFAULT_BUCKETS)
+
+
+@pytest.mark.parametrize(("start", "end", "seconds"), [(None, None, None), (0, 90.9, 90), (10, 5, 0)])
+def test_seconds_between_is_whole_seconds(
+    start: float | None, end: float | None, seconds: int | None
+) -> None:
+    from datetime import UTC, datetime
+
+    def at(t: float | None) -> datetime | None:
+        return None if t is None else datetime.fromtimestamp(t, UTC)
+
+    assert seconds_between(at(start), at(end)) == seconds
