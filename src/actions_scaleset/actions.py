@@ -30,7 +30,7 @@ from ._http import (
     invalid_response,
 )
 from ._secret import Secret
-from .auth import BearerAuth, Credentials, TokenCache, host_of
+from .auth import BearerAuth, Credentials, TokenCache
 from .config import GitHubConfig
 from .errors import (
     AuthenticationError,
@@ -168,14 +168,11 @@ class ScaleSetClient(HTTPLifecycle):
         registration = await self.github.create_registration_token()
         url = self.config.api("/actions/runner-registration")
 
-        async def remote_auth() -> Secret:
-            return registration.token
-
         response = await self.http.request(
             "POST",
             url,
             policy=self.registration_retry,
-            auth=BearerAuth(host_of(url), remote_auth, scheme="RemoteAuth", kind="registration token"),
+            auth=BearerAuth.fixed(url, registration.token, scheme="RemoteAuth", kind="registration token"),
             json={"url": self.config.config_url, "runner_event": "register"},
             expect=range(200, 300),
         )
@@ -191,7 +188,7 @@ class ScaleSetClient(HTTPLifecycle):
             self.config.name,
             f"{expires_at - self.http.clock():.0f} s" if expires_at is not None else "an unknown time",
         )
-        auth = BearerAuth(host_of(connection.url), _constant(connection.token), kind="admin token")
+        auth = BearerAuth.fixed(connection.url, connection.token, kind="admin token")
         return _AdminConnection(connection.url, connection.token, auth), expires_at
 
     async def admin_url(self) -> str:
@@ -412,13 +409,6 @@ class ScaleSetClient(HTTPLifecycle):
         from .session import MessageSession
 
         return MessageSession(self, scale_set_id, owner=owner or socket.gethostname(), **options)
-
-
-def _constant(token: Secret) -> Any:
-    async def current() -> Secret:
-        return token
-
-    return current
 
 
 def _labels(labels: Sequence[str | Label] | None, name: str | None) -> list[Label]:

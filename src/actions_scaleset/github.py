@@ -158,12 +158,11 @@ class GitHubClient(HTTPLifecycle):
         """The GitHub App installation for this config (needs `GitHubApp` credentials)."""
         if not isinstance(self.credentials, GitHubApp):
             raise ConfigurationError("get_installation() needs GitHubApp credentials")
-        jwt_token = self.credentials.app_jwt(now=self.http.clock())
         response = await self.http.request(
             "GET",
             self.config.api(self.config.installation_path),
             policy=self.retry,
-            headers={**_REST_HEADERS, "Authorization": f"Bearer {jwt_token.get_secret_value()}"},
+            headers={**_REST_HEADERS, **self.credentials.jwt_headers(now=self.http.clock())},
         )
         return decode_model(response, Installation, "an installation")
 

@@ -16,7 +16,7 @@ import httpx
 
 from ._http import ACTIONS_RETRY, MESSAGE_POLL_RETRY, POLL_TIMEOUT, RetryPolicy, decode_json, decode_model
 from ._secret import Secret
-from .auth import BearerAuth, host_of
+from .auth import BearerAuth
 from .errors import (
     ActionsScaleSetError,
     InvalidResponseError,
@@ -385,10 +385,7 @@ def _salvage(response: httpx.Response, error: InvalidResponseError) -> RunnerSca
 
 
 def _mq_auth(url: str, token: Secret) -> BearerAuth:
-    async def current() -> Secret:
-        return token
-
-    return BearerAuth(host_of(url), current, kind="message-queue token")
+    return BearerAuth.fixed(url, token, kind="message-queue token")
 
 
 def _duration(seconds: float) -> str:

@@ -55,12 +55,7 @@ class PersonalAccessToken:
         return self._token
 
     def bind(self, config: GitHubConfig, http: HTTPCore) -> BearerAuth:
-        token = self._token
-
-        async def current() -> Secret:
-            return token
-
-        return BearerAuth(host_of(config.api_url), current, kind="GitHub token")
+        return BearerAuth.fixed(config.api_url, self._token, kind="GitHub token")
 
 
 class GitHubApp:
@@ -111,6 +106,11 @@ class GitHubApp:
         }
         return Secret(jwt.encode(claims, self._key, algorithm="RS256"))
 
+    def jwt_headers(self, *, now: float) -> dict[str, str]:
+        """Headers for the calls made as the App itself (installation lookup and tokens)."""
+        token = self.app_jwt(now=now).get_secret_value()
+        return {"Authorization": f"Bearer {token}", "Accept": GITHUB_JSON}
+
     def bind(self, config: GitHubConfig, http: HTTPCore) -> BearerAuth:
         return _InstallationTokens(self, config, http).auth
 
@@ -131,8 +131,7 @@ class _InstallationTokens:
         )
 
     def _jwt_headers(self) -> dict[str, str]:
-        jwt_token = self.app.app_jwt(now=self.http.clock())
-        return {"Authorization": f"Bearer {jwt_token.get_secret_value()}", "Accept": GITHUB_JSON}
+        return self.app.jwt_headers(now=self.http.clock())
 
     async def _installation(self) -> int:
         if self.installation_id is None:

@@ -46,6 +46,15 @@ class BearerAuth(httpx.Auth):
         self._scheme = scheme
         self.kind = kind
 
+    @classmethod
+    def fixed(cls, url: str | httpx.URL, token: Secret, *, kind: str, scheme: str = "Bearer") -> BearerAuth:
+        """A token that never changes, bound to the host of `url`."""
+
+        async def current() -> Secret:
+            return token
+
+        return cls(host_of(url), current, scheme=scheme, kind=kind)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(host={self.host!r}, kind={self.kind!r})"
 

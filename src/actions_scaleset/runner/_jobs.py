@@ -20,7 +20,7 @@ import httpx
 
 from .._http import HTTPCore, RetryPolicy, decode_json, invalid_response
 from .._secret import Secret
-from ..auth import BearerAuth, host_of
+from ..auth import BearerAuth
 from ..errors import (
     HTTPStatusError,
     InvalidResponseError,
@@ -356,10 +356,7 @@ class _Backend(Protocol):
 
 
 def _static_auth(url: str, token: Secret, kind: str) -> BearerAuth:
-    async def current() -> Secret:
-        return token
-
-    return BearerAuth(host_of(url), current, kind=kind)
+    return BearerAuth.fixed(url, token, kind=kind)
 
 
 class _RunServiceBackend:
