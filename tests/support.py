@@ -1,4 +1,4 @@
-"""Test helpers: the shared fixtures folder and a clock that tests move by hand."""
+"""Test helpers: the fixtures folder (`tests/fixtures`) and a clock that tests move by hand."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SCALESET_FIXTURES = SHARED / "fixtures" / "scaleset"
-RUNNER_FIXTURES = SHARED / "fixtures" / "runner"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SCALESET_FIXTURES = FIXTURES / "scaleset"
+RUNNER_FIXTURES = FIXTURES / "runner"
 
 
 def load_fixture(name: str, folder: Path = SCALESET_FIXTURES) -> Any:
-    """A JSON fixture from ../shared/fixtures (the scale-set side by default)."""
+    """A JSON fixture from `tests/fixtures` (the scale-set side by default)."""
     return json.loads((folder / name).read_text(encoding="utf-8"))
 
 

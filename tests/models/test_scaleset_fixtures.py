@@ -1,4 +1,4 @@
-"""Every response fixture in ../shared/fixtures/scaleset decodes to the values it holds (spec §6, §14)."""
+"""Every response fixture in tests/fixtures/scaleset decodes to the values it holds (spec §6, §14)."""
 
 from __future__ import annotations
 
