@@ -71,6 +71,7 @@ if TYPE_CHECKING:
         SINGLE_USE_RETRY,
         RetryPolicy,
     )
+    from ._system_info import SystemInfo
     from .actions import (
         ScaleSetClient,
     )
@@ -170,6 +171,7 @@ _LAZY: dict[str, str] = {
     "SINGLE_USE_RETRY": "._http",
     "ScaleSetClient": ".actions",
     "Scaler": ".listener",
+    "SystemInfo": "._system_info",
     "UnknownJobEvent": ".models",
     "desired_runners": ".listener",
 }
@@ -272,6 +274,7 @@ __all__ = [
     "Secret",
     "ServerError",
     "SessionConflictError",
+    "SystemInfo",
     "TransportError",
     "UnknownJobEvent",
     "UnprocessableEntityError",

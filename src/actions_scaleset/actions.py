@@ -30,6 +30,7 @@ from ._http import (
     invalid_response,
 )
 from ._secret import Secret
+from ._system_info import SystemInfo
 from .auth import BearerAuth, Credentials, TokenCache
 from .config import GitHubConfig
 from .errors import (
@@ -146,6 +147,7 @@ class ScaleSetClient(HTTPLifecycle):
         rest_retry: RetryPolicy = REST_RETRY,
         registration_retry: RetryPolicy = REGISTRATION_RETRY,
         user_agent: str | None = None,
+        system_info: SystemInfo | None = None,
         http: HTTPCore | None = None,
     ) -> None:
         self.config = config_url if isinstance(config_url, GitHubConfig) else GitHubConfig.parse(config_url)
@@ -153,6 +155,8 @@ class ScaleSetClient(HTTPLifecycle):
         self.http = http if http is not None else HTTPCore(http_client, user_agent_suffix=user_agent)
         self.retry = retry
         self.registration_retry = registration_retry
+        self._system_info = system_info if system_info is not None else SystemInfo()
+        self._user_agents: dict[int, str] = {}
         self.github = GitHubClient(self.config, auth, http=self.http, retry=rest_retry)
         self._admin: TokenCache[_AdminConnection] = TokenCache(
             self._exchange, clock=self.http.clock, refresh_margin=ADMIN_TOKEN_MARGIN
@@ -160,6 +164,23 @@ class ScaleSetClient(HTTPLifecycle):
 
     def __repr__(self) -> str:
         return f"ScaleSetClient({self.config.config_url!r}, auth={self.github.credentials!r})"
+
+    @property
+    def system_info(self) -> SystemInfo:
+        """Who is calling, sent as the JSON `User-Agent` of Actions-service calls."""
+        return self._system_info
+
+    @system_info.setter
+    def system_info(self, info: SystemInfo) -> None:
+        self._system_info = info
+        self._user_agents.clear()
+
+    def user_agent(self, scale_set_id: int = 0) -> str:
+        """The JSON `User-Agent` for a call about `scale_set_id` (built once per id)."""
+        agent = self._user_agents.get(scale_set_id)
+        if agent is None:
+            agent = self._user_agents[scale_set_id] = self._system_info.user_agent(scale_set_id)
+        return agent
 
     # ------------------------------------------------------------------ admin connection
 
@@ -206,13 +227,15 @@ class ScaleSetClient(HTTPLifecycle):
         policy: RetryPolicy | None = None,
         auth: httpx.Auth | None = None,
         unauthorized: type[AuthenticationError] = AuthenticationError,
+        scale_set_id: int = 0,
     ) -> httpx.Response:
         """Send to the Actions service with the admin token, refreshing it once on a 401.
 
         `auth` replaces the admin token (acquirejobs is sent with the message-queue
         token to the admin base URL, spec §4.3); a 401 then raises `unauthorized`
-        for the caller to handle.
+        for the caller to handle. `scale_set_id` goes into the `User-Agent`.
         """
+        headers = {"Content-Type": "application/json", "User-Agent": self.user_agent(scale_set_id)}
         connection = await self._admin.get()
         for attempt in (1, 2):
             kwargs: dict[str, Any] = {} if json is None else {"json": json}
@@ -222,7 +245,7 @@ class ScaleSetClient(HTTPLifecycle):
                     actions_url(connection.url, path, params),
                     policy=policy or self.retry,
                     auth=auth or connection.auth,
-                    headers={"Content-Type": "application/json"},
+                    headers=headers,
                     expect=expect,
                     unauthorized=unauthorized,
                     **kwargs,
@@ -252,7 +275,10 @@ class ScaleSetClient(HTTPLifecycle):
 
     async def get_scale_set_by_id(self, scale_set_id: int) -> RunnerScaleSet:
         """`ScaleSetNotFoundError` when it does not exist (deleted, or dormant for 7 days)."""
-        response = await self.actions_request("GET", f"{_SCALE_SETS}/{int(scale_set_id)}")
+        scale_set_id = _id(scale_set_id)
+        response = await self.actions_request(
+            "GET", f"{_SCALE_SETS}/{scale_set_id}", scale_set_id=scale_set_id
+        )
         return decode_model(response, RunnerScaleSet, "a scale set")
 
     async def list_scale_sets(self, runner_group_id: int | None = None) -> list[RunnerScaleSet]:
@@ -299,11 +325,17 @@ class ScaleSetClient(HTTPLifecycle):
             labels=_labels(labels, name) if labels is not None else None,
             runner_setting=runner_setting,
         )
-        response = await self.actions_request("PATCH", f"{_SCALE_SETS}/{int(scale_set_id)}", json=body)
+        scale_set_id = _id(scale_set_id)
+        response = await self.actions_request(
+            "PATCH", f"{_SCALE_SETS}/{scale_set_id}", json=body, scale_set_id=scale_set_id
+        )
         return decode_model(response, RunnerScaleSet, "a scale set")
 
     async def delete_scale_set(self, scale_set_id: int) -> None:
-        await self.actions_request("DELETE", f"{_SCALE_SETS}/{int(scale_set_id)}", expect=(204, 200))
+        scale_set_id = _id(scale_set_id)
+        await self.actions_request(
+            "DELETE", f"{_SCALE_SETS}/{scale_set_id}", expect=(204, 200), scale_set_id=scale_set_id
+        )
         logger.info("deleted scale set %d", scale_set_id)
 
     async def ensure_scale_set(
@@ -362,12 +394,14 @@ class ScaleSetClient(HTTPLifecycle):
         Not retried unless the request surely never arrived: a blind retry would
         meet `RunnerExistsError` for the runner the first attempt made.
         """
+        scale_set_id = _id(scale_set_id)
         response = await self.actions_request(
             "POST",
-            f"{_SCALE_SETS}/{int(scale_set_id)}/generatejitconfig",
+            f"{_SCALE_SETS}/{scale_set_id}/generatejitconfig",
             json=jit_config_request_body(name=name, work_folder=work_folder),
             expect=(200, 201),
             policy=SINGLE_USE_RETRY,
+            scale_set_id=scale_set_id,
         )
         config = decode_model(response, JitRunnerConfig, "a JIT runner config")
         logger.info(
@@ -395,8 +429,12 @@ class ScaleSetClient(HTTPLifecycle):
 
     async def get_acquirable_jobs(self, scale_set_id: int) -> list[AcquirableJob]:
         """Jobs waiting to be acquired by the scale set (204 means none)."""
+        scale_set_id = _id(scale_set_id)
         response = await self.actions_request(
-            "GET", f"{_SCALE_SETS}/{int(scale_set_id)}/acquirablejobs", expect=(200, 204)
+            "GET",
+            f"{_SCALE_SETS}/{scale_set_id}/acquirablejobs",
+            expect=(200, 204),
+            scale_set_id=scale_set_id,
         )
         if response.status_code == 204 or not response.content.strip():
             return []
@@ -409,6 +447,13 @@ class ScaleSetClient(HTTPLifecycle):
         from .session import MessageSession
 
         return MessageSession(self, scale_set_id, owner=owner or socket.gethostname(), **options)
+
+
+def _id(value: int) -> int:
+    """An id for a URL path: a whole number, never a float or a bool rounded into one."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"an id must be an int, not {type(value).__name__}")
+    return value
 
 
 def _labels(labels: Sequence[str | Label] | None, name: str | None) -> list[Label]:

@@ -452,6 +452,11 @@ def error_from_response(
     }
     detail = _summarise(parsed)
     head = _status_text(status_code)
+    if status_code == 401 and unauthorized is not AuthenticationError:
+        # The call decides what its 401 means, whatever the body looks like: on the message
+        # queue a broker- or OAuth-shaped 401 is still an expired message-queue token
+        # (actions/scaleset `getMessage`; docs/protocol.md, "The 401 rules").
+        return unauthorized(f"{detail} ({head})", **common)
     if isinstance(parsed, dict):
         by_body = _error_from_body(
             parsed,

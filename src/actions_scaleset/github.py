@@ -40,6 +40,9 @@ logger = logging.getLogger("actions_scaleset.github")
 
 GITHUB_API_VERSION: Final = "2022-11-28"
 _REST_HEADERS: Final = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": GITHUB_API_VERSION}
+_TOKEN_HEADERS: Final = {**_REST_HEADERS, "Content-Type": "application/vnd.github.v3+json"}
+"""Registration and remove tokens: an empty `POST` with the `Content-Type` that
+`actions/scaleset` `getRunnerRegistrationToken` sends."""
 _PAGE_SIZE: Final = 100
 _MAX_PAGES: Final = 1000
 
@@ -75,12 +78,16 @@ class GitHubClient(HTTPLifecycle):
 
     async def create_registration_token(self) -> RegistrationToken:
         """`POST {scope}/actions/runners/registration-token` (201)."""
-        response = await self._send("POST", self.config.registration_token_path, expect=(201,))
+        response = await self._send(
+            "POST", self.config.registration_token_path, expect=(201,), headers=_TOKEN_HEADERS
+        )
         return decode_model(response, RegistrationToken, "a registration token")
 
     async def create_remove_token(self) -> RegistrationToken:
         """`POST {scope}/actions/runners/remove-token` (201)."""
-        response = await self._send("POST", self.config.remove_token_path, expect=(201,))
+        response = await self._send(
+            "POST", self.config.remove_token_path, expect=(201,), headers=_TOKEN_HEADERS
+        )
         return decode_model(response, RegistrationToken, "a remove token")
 
     # ------------------------------------------------------------------ runners
@@ -200,6 +207,7 @@ class GitHubClient(HTTPLifecycle):
         params: dict[str, str] | None = None,
         expect: tuple[int, ...] = (200,),
         policy: RetryPolicy | None = None,
+        headers: dict[str, str] = _REST_HEADERS,
     ) -> httpx.Response:
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.config.api(path_or_url)
         kwargs: dict[str, Any] = {} if json is None else {"json": json}
@@ -208,7 +216,7 @@ class GitHubClient(HTTPLifecycle):
             url,
             policy=policy or self.retry,
             auth=self._auth,
-            headers=_REST_HEADERS,
+            headers=headers,
             params=params,
             expect=expect,
             **kwargs,

@@ -165,6 +165,7 @@ class Listener:
         self.session_options = dict(session_options or {})
         self.statistics = RunnerScaleSetStatistic()
         self.last_desired: int | None = None
+        self._startup_acquire_failed = False
 
     def __repr__(self) -> str:
         return (
@@ -232,11 +233,31 @@ class Listener:
         self._record(session.statistics)
         await self._scale()
         if session.statistics.total_available_jobs > 0:
-            assert self.scale_set_id is not None
+            await self._acquire_waiting(session)
+
+    async def _acquire_waiting(self, session: MessageSession) -> None:
+        """Best effort: acquire jobs that were waiting before this session (ARC #4027).
+
+        GitHub's current listener never calls `acquirablejobs`, and a broker tenant may not
+        serve it, so a failure here is logged and listening goes on: the queue redelivers
+        what is still available.
+        """
+        assert self.scale_set_id is not None
+        try:
             waiting = await self.client.get_acquirable_jobs(self.scale_set_id)
-            if waiting:
-                acquired = await session.acquire_jobs([job.runner_request_id for job in waiting])
-                logger.info("acquired %d of %d jobs already waiting at start", len(acquired), len(waiting))
+            if not waiting:
+                return
+            acquired = await session.acquire_jobs([job.runner_request_id for job in waiting])
+        except ActionsScaleSetError as exc:
+            level = logging.DEBUG if self._startup_acquire_failed else logging.WARNING
+            self._startup_acquire_failed = True
+            logger.log(
+                level,
+                "could not acquire the jobs waiting at start (%s); listening for them instead",
+                _one_line(exc),
+            )
+            return
+        logger.info("acquired %d of %d jobs already waiting at start", len(acquired), len(waiting))
 
     async def _poll(self, session: MessageSession) -> None:
         last_message_id = 0

@@ -7,16 +7,28 @@ endpoints), §9.2 (409 conflicts), §9.7 (shutdown), §11 (long poll, redelivery
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self, TypeVar
+from urllib.parse import quote
 
 import anyio
+import attrs
 import httpx
 
-from ._http import ACTIONS_RETRY, MESSAGE_POLL_RETRY, POLL_TIMEOUT, RetryPolicy, decode_json, decode_model
+from ._http import (
+    ACTIONS_RETRY,
+    MESSAGE_POLL_RETRY,
+    POLL_TIMEOUT,
+    RetryPolicy,
+    decode_json,
+    decode_model,
+    invalid_response,
+    url_problem,
+)
 from ._secret import Secret
-from .auth import BearerAuth
+from .auth import BearerAuth, TokenCache
 from .errors import (
     ActionsScaleSetError,
     InvalidResponseError,
@@ -83,19 +95,22 @@ class MessageSession:
         self.close_timeout = close_timeout
         self.conflict_backoff = conflict_backoff
         self.poll_retry = poll_retry
-        self._session: RunnerScaleSetSession | None = None
-        self._mq_expires_at: float | None = None
+        self._cache: TokenCache[RunnerScaleSetSession] = TokenCache(
+            self._refetch, clock=client.http.clock, refresh_margin=MQ_TOKEN_MARGIN
+        )
         self._statistics = RunnerScaleSetStatistic()
+        self._user_agent = client.user_agent(self.scale_set_id)
 
     def __repr__(self) -> str:
-        state = f"session_id={self.session_id!r}" if self._session else "closed"
+        state = f"session_id={self.session_id!r}" if self._cache.current else "closed"
         return f"MessageSession(scale_set_id={self.scale_set_id}, owner={self.owner!r}, {state})"
 
     # ------------------------------------------------------------------ state
 
     @property
     def session_id(self) -> str | None:
-        return self._session.session_id if self._session is not None else None
+        session = self._cache.current
+        return session.session_id if session is not None else None
 
     @property
     def statistics(self) -> RunnerScaleSetStatistic:
@@ -107,9 +122,14 @@ class MessageSession:
         return self._require().message_queue_url
 
     def _require(self) -> RunnerScaleSetSession:
-        if self._session is None:
+        session = self._cache.current
+        if session is None:
             raise RuntimeError("the message session is not open: use `async with client.session(...)`")
-        return self._session
+        return session
+
+    def _path(self, session_id: str | None = None) -> str:
+        sessions = f"_apis/runtime/runnerscalesets/{self.scale_set_id}/sessions"
+        return f"{sessions}/{quote(session_id, safe='')}" if session_id is not None else sessions
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -127,6 +147,11 @@ class MessageSession:
 
         `ScaleSetNotFoundError` is raised at once: the scale set is gone.
         """
+        session = await self._create()
+        self._cache.put(session, _token_expiry(session))
+        return session
+
+    async def _create(self) -> RunnerScaleSetSession:
         clock = self.client.http.clock
         started = clock()
         attempt = 0
@@ -135,9 +160,10 @@ class MessageSession:
             try:
                 response = await self.client.actions_request(
                     "POST",
-                    f"_apis/runtime/runnerscalesets/{self.scale_set_id}/sessions",
+                    self._path(),
                     json=session_request_body(owner_name=self.owner),
                     expect=(200, 201),
+                    scale_set_id=self.scale_set_id,
                 )
             except SessionConflictError as exc:
                 waited = clock() - started
@@ -159,44 +185,64 @@ class MessageSession:
                 )
                 await self.client.http.sleep(wait)
                 continue
-            self._adopt(decode_model(response, RunnerScaleSetSession, "a message session"), response)
+            session = _checked(decode_model(response, RunnerScaleSetSession, "a message session"), response)
+            if session.statistics is None:
+                # both of GitHub's listeners refuse a new session without statistics
+                raise invalid_response(response, "the message session has no statistics")
+            self._statistics = session.statistics
             logger.info(
                 "opened message session %s on scale set %d as %r",
-                self.session_id,
+                session.session_id,
                 self.scale_set_id,
                 self.owner,
             )
-            return self._require()
+            return session
 
     async def refresh(self) -> RunnerScaleSetSession:
-        """Get a new message-queue URL and token (`PATCH` the session); re-create it if it is gone."""
-        session = self._require()
+        """Get a new message-queue URL and token (`PATCH` the session); re-create it if it is gone.
+
+        Concurrent callers share one refresh.
+        """
+        return await self._cache.refresh()
+
+    async def _refetch(self) -> tuple[RunnerScaleSetSession, float | None]:
+        """`PATCH` the session for a new token: the one request behind every refresh."""
+        old = self._require()
         try:
             response = await self.client.actions_request(
-                "PATCH", f"_apis/runtime/runnerscalesets/{self.scale_set_id}/sessions/{session.session_id}"
+                "PATCH", self._path(old.session_id), scale_set_id=self.scale_set_id
             )
         except ScaleSetNotFoundError:
             raise
         except NotFoundError:
             # scaleset PR #123: the session expired server-side; a new one carries on
-            logger.warning("message session %s is gone; creating a new one", session.session_id)
-            self._session = None
-            return await self.open()
-        self._adopt(decode_model(response, RunnerScaleSetSession, "a message session"), response)
-        logger.info("refreshed the message-queue token of session %s", self.session_id)
-        return self._require()
+            logger.warning("message session %s is gone; creating a new one", old.session_id)
+            session = await self._create()
+            return session, _token_expiry(session)
+        session = decode_model(response, RunnerScaleSetSession, "a message session")
+        # actions/scaleset `refreshMessageSession` takes the reply as it comes: one without
+        # statistics (or without its id) keeps what we knew
+        if not session.session_id or session.session_id == _NIL_UUID:
+            session = attrs.evolve(session, session_id=old.session_id)
+        session = _checked(session, response)
+        if session.statistics is not None:
+            self._statistics = session.statistics
+        logger.info("refreshed the message-queue token of session %s", session.session_id)
+        return session, _token_expiry(session)
 
     async def close(self) -> None:
         """Delete the session, shielded from cancellation, within `close_timeout` seconds."""
-        session, self._session = self._session, None
+        session = self._cache.current
+        self._cache.invalidate()
         if session is None:
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(self.close_timeout) as scope:
             try:
                 await self.client.actions_request(
                     "DELETE",
-                    f"_apis/runtime/runnerscalesets/{self.scale_set_id}/sessions/{session.session_id}",
+                    self._path(session.session_id),
                     expect=(204, 200),
+                    scale_set_id=self.scale_set_id,
                 )
                 logger.info("deleted message session %s", session.session_id)
             except NotFoundError:
@@ -210,38 +256,21 @@ class MessageSession:
                 self.close_timeout,
             )
 
-    def _adopt(self, session: RunnerScaleSetSession, response: httpx.Response) -> None:
-        # spec §9.2: both of GitHub's listeners refuse a session without statistics or id
-        from ._http import invalid_response
-
-        if session.statistics is None:
-            raise invalid_response(response, "the message session has no statistics")
-        if not session.session_id or session.session_id == _NIL_UUID:
-            raise invalid_response(response, "the message session has no sessionId")
-        if not session.message_queue_url.startswith(("http://", "https://")):
-            raise invalid_response(response, "the message session has no usable messageQueueUrl")
-        from .actions import token_expiry
-
-        self._session = session
-        self._statistics = session.statistics
-        self._mq_expires_at = token_expiry(session.message_queue_access_token.get_secret_value())
-
     # ------------------------------------------------------------------ the queue
 
     async def _with_fresh_token(self, call: Callable[[RunnerScaleSetSession], Awaitable[T]]) -> T:
-        """Run `call`; on a 401 from the queue, refresh the session and run it once more."""
-        session = self._require()
-        if (
-            self._mq_expires_at is not None
-            and self.client.http.clock() + MQ_TOKEN_MARGIN >= self._mq_expires_at
-        ):
-            logger.info("the message-queue token expires soon; refreshing it first")
-            session = await self.refresh()
+        """Run `call`; on a 401 from the queue, refresh the session and run it once more.
+
+        The token is refreshed first when it is about to expire. Either way, concurrent
+        calls share one refresh.
+        """
+        self._require()
+        session = await self._cache.get()
         try:
             return await call(session)
         except MessageQueueTokenExpiredError:
             logger.info("the message queue refused its token (401); refreshing the session once")
-            return await call(await self.refresh())
+            return await call(await self._cache.refresh(stale=session))
 
     async def get_message(
         self, last_message_id: int | None = None, *, max_capacity: int
@@ -263,7 +292,11 @@ class MessageSession:
                 session.message_queue_url,
                 policy=self.poll_retry,
                 auth=_mq_auth(session.message_queue_url, session.message_queue_access_token),
-                headers={"Accept": _POLL_ACCEPT, "X-ScaleSetMaxCapacity": str(max_capacity)},
+                headers={
+                    "Accept": _POLL_ACCEPT,
+                    "X-ScaleSetMaxCapacity": str(max_capacity),
+                    "User-Agent": self._user_agent,
+                },
                 params=params,
                 timeout=POLL_TIMEOUT,
                 expect=(200, 202),
@@ -294,7 +327,7 @@ class MessageSession:
                 url.copy_with(path=url.path.rstrip("/") + f"/{int(message_id)}"),
                 policy=ACTIONS_RETRY,
                 auth=_mq_auth(session.message_queue_url, session.message_queue_access_token),
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", "User-Agent": self._user_agent},
                 expect=(204, 200),
                 unauthorized=MessageQueueTokenExpiredError,
             )
@@ -318,6 +351,7 @@ class MessageSession:
                 json=ids,
                 auth=_mq_auth(admin_url, session.message_queue_access_token),
                 unauthorized=MessageQueueTokenExpiredError,
+                scale_set_id=self.scale_set_id,
             )
             return list(decode_model(response, Int64List, "a list of acquired job ids").value)
 
@@ -382,6 +416,32 @@ def _salvage(response: httpx.Response, error: InvalidResponseError) -> RunnerSca
         len(message.events),
     )
     return message
+
+
+def _checked(session: RunnerScaleSetSession, response: httpx.Response) -> RunnerScaleSetSession:
+    """A session the queue can be used with: a GUID id, a token and an absolute http(s) URL.
+
+    The id goes into paths, so anything but a GUID is refused (`actions/scaleset` decodes it
+    as a `uuid.UUID`); a URL that cannot be used is refused now rather than at the first poll.
+    """
+    try:
+        session_id = str(uuid.UUID(session.session_id))
+    except (ValueError, TypeError):
+        raise invalid_response(response, "the message session has no usable sessionId") from None
+    if session_id == _NIL_UUID:
+        raise invalid_response(response, "the message session has no sessionId")
+    if not session.message_queue_access_token:
+        raise invalid_response(response, "the message session has no messageQueueAccessToken")
+    problem = url_problem(session.message_queue_url)
+    if problem is not None:
+        raise invalid_response(response, f"the message session's messageQueueUrl is unusable: {problem}")
+    return session
+
+
+def _token_expiry(session: RunnerScaleSetSession) -> float | None:
+    from .actions import token_expiry
+
+    return token_expiry(session.message_queue_access_token.get_secret_value())
 
 
 def _mq_auth(url: str, token: Secret) -> BearerAuth:

@@ -19,6 +19,7 @@ from ._retry import (
     SINGLE_USE_RETRY,
     RetryPolicy,
 )
+from ._urls import url_problem, with_query
 
 __all__ = [
     "ACTIONS_RETRY",
@@ -35,5 +36,7 @@ __all__ = [
     "decode_json",
     "decode_model",
     "invalid_response",
+    "url_problem",
     "user_agent",
+    "with_query",
 ]

@@ -29,6 +29,7 @@ from ..errors import (
 )
 from ..models import structure
 from ._retry import RetryPolicy
+from ._urls import with_query
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -126,6 +127,8 @@ class HTTPCore:
     ) -> httpx.Response:
         """Send, retrying as `policy` says; return the response whose status is in `expect`.
 
+        `params` are added to the query `url` already has (a server-given URL keeps its own).
+
         An error status raises its typed `HTTPStatusError`; a 2xx outside `expect`
         raises `InvalidResponseError`; a transport failure raises `TransportError`.
         The body is read before returning.
@@ -136,6 +139,8 @@ class HTTPCore:
             all_headers["Content-Type"] = "application/json"
         if headers:
             all_headers.update(headers)
+        if params:
+            url = with_query(url, params)  # never `params=`: httpx would drop the URL's own query
         shown_url = redact_url(str(url))
         attempt = 0
         while True:
@@ -144,7 +149,6 @@ class HTTPCore:
                 method,
                 url,
                 headers=all_headers,
-                params=params,
                 content=content,
                 data=data,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,

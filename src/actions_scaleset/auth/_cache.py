@@ -18,6 +18,11 @@ class TokenCache(Generic[T]):
     `fetch` returns (value, expires_at as a UNIX time, or None when unknown: then
     the value is kept until `invalidate()`). Concurrent callers of `get()` while a
     refresh runs wait for that one refresh instead of starting their own.
+
+    The margin has a floor, so a short-lived token or a skewed clock never causes a
+    refresh on every call: a token is kept for at least half the lifetime it had when
+    it arrived, and one that arrived already expired by the local clock is kept for
+    `refresh_margin` seconds (the server's 401 says when it really is stale).
     """
 
     def __init__(
@@ -32,19 +37,37 @@ class TokenCache(Generic[T]):
         self._margin = refresh_margin
         self._value: T | None = None
         self._expires_at: float | None = None
+        self._refresh_at: float | None = None
         self._lock: anyio.Lock | None = None
 
     @property
     def expires_at(self) -> float | None:
         return self._expires_at
 
+    @property
+    def current(self) -> T | None:
+        """The cached value, fresh or not; None before the first fetch or after `invalidate()`."""
+        return self._value
+
     def peek(self) -> T | None:
         """The cached value if it is still fresh, without fetching."""
         return self._value if self._fresh() else None
 
+    def put(self, value: T, expires_at: float | None) -> None:
+        """Cache a value obtained elsewhere (the first one, say)."""
+        now = self._clock()
+        self._value, self._expires_at = value, expires_at
+        if expires_at is None:
+            self._refresh_at = None
+        elif expires_at > now:
+            self._refresh_at = expires_at - min(self._margin, (expires_at - now) / 2)
+        else:
+            self._refresh_at = now + self._margin
+
     def invalidate(self) -> None:
         self._value = None
         self._expires_at = None
+        self._refresh_at = None
 
     async def get(self) -> T:
         value = self.peek()
@@ -71,12 +94,10 @@ class TokenCache(Generic[T]):
 
     async def _store(self) -> T:
         value, expires_at = await self._fetch()
-        self._value, self._expires_at = value, expires_at
+        self.put(value, expires_at)
         return value
 
     def _fresh(self) -> bool:
         if self._value is None:
             return False
-        if self._expires_at is None:
-            return True
-        return self._clock() < self._expires_at - self._margin
+        return self._refresh_at is None or self._clock() < self._refresh_at

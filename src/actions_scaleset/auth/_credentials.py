@@ -144,9 +144,9 @@ class _InstallationTokens:
     async def _fetch(self) -> tuple[Secret, float | None]:
         installation = await self._installation()
         url = self.config.api(f"/app/installations/{installation}/access_tokens")
-        response = await self.http.request(
-            "POST", url, policy=REST_RETRY, headers=self._jwt_headers(), expect=(201, 200)
-        )
+        # `Content-Type` as `actions/scaleset` `fetchAccessToken` sends it (the body is empty)
+        headers = {**self._jwt_headers(), "Content-Type": GITHUB_JSON}
+        response = await self.http.request("POST", url, policy=REST_RETRY, headers=headers, expect=(201, 200))
         minted = decode_model(response, InstallationToken, "an installation access token")
         if minted.expires_at is not None:
             expires_at = minted.expires_at.timestamp()

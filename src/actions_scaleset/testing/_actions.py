@@ -8,12 +8,14 @@ answers 202 when empty, and redelivers what was not acknowledged.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from typing import Any, Final
+from urllib.parse import urlencode
 
-from ._context import Ctx, Route, long_poll, route
-from ._http import Response, Surface, json_response
+from ._context import Ctx, Handler, Route, long_poll, route
+from ._http import HTTPFailure, Response, Surface, broker_error, json_response, oauth_error
 from ._model import ScaleSet, Tenant
 from ._state import StateError
 from ._tokens import TokenInfo, TokenKind
@@ -156,20 +158,27 @@ async def runner_groups(ctx: Ctx) -> Response:
 # ---------------------------------------------------------------------- sessions
 
 
-def _session_json(ctx: Ctx, scale_set: ScaleSet, session_id: str, owner: str) -> dict[str, Any]:
+def _session_json(
+    ctx: Ctx, scale_set: ScaleSet, session_id: str, owner: str, *, statistics: bool = True
+) -> dict[str, Any]:
     token, _ = ctx.core.tokens.mint_jwt(
         TokenKind.MESSAGE_QUEUE,
         origin=ctx.request.origin,
         claims={"tenant": scale_set.tenant.id, "scale_set_id": scale_set.id, "session_id": session_id},
     )
-    return {
+    queue_url = ctx.urls.message_queue
+    if ctx.core.settings.queue_url_query:
+        queue_url += "?" + urlencode({"sessionId": session_id, "api-version": "6.0-preview"})
+    session = {
         "sessionId": session_id,
         "ownerName": owner,
         "runnerScaleSet": _set_json(ctx, scale_set, embedded=True),
-        "messageQueueUrl": ctx.urls.message_queue,
+        "messageQueueUrl": queue_url,
         "messageQueueAccessToken": token,
-        "statistics": ctx.core.state.statistics(scale_set).to_wire(),
     }
+    if statistics:
+        session["statistics"] = ctx.core.state.statistics(scale_set).to_wire()
+    return session
 
 
 @route("session.create", "POST", rf"{_ONE}/sessions", Surface.ACTIONS, api_version=True)
@@ -203,7 +212,8 @@ async def refresh_session(ctx: Ctx) -> Response:
         session = ctx.core.state.session(scale_set, _session_id(ctx))
     except StateError as exc:
         ctx.refuse(exc)
-    return json_response(200, _session_json(ctx, scale_set, session.id, session.owner))
+    statistics = ctx.core.settings.refresh_statistics
+    return json_response(200, _session_json(ctx, scale_set, session.id, session.owner, statistics=statistics))
 
 
 @route("session.delete", "DELETE", rf"{_ONE}/sessions/(?P<session>[^/]+)", Surface.ACTIONS, api_version=True)
@@ -222,6 +232,8 @@ async def delete_session(ctx: Ctx) -> Response:
 @route("acquirable_jobs", "GET", rf"{_ONE}/acquirablejobs", Surface.ACTIONS, api_version=True)
 async def acquirable_jobs(ctx: Ctx) -> Response:
     scale_set = _scale_set(ctx, _admin(ctx))
+    if not ctx.core.settings.acquirable_jobs:
+        ctx.fail(404, "The resource cannot be found.", "VssResourceNotFoundException")
     jobs = ctx.core.state.acquirable(scale_set)
     if not jobs:
         return Response(204)
@@ -229,8 +241,33 @@ async def acquirable_jobs(ctx: Ctx) -> Response:
     return json_response(200, {"count": len(jobs), "value": [acquirable_job(j, url) for j in jobs]})
 
 
-def _queue_scale_set(ctx: Ctx, info: TokenInfo) -> ScaleSet:
-    """The scale set of a message-queue token: 404 if deleted, 401 if its session is gone."""
+def _queue_unauthorized(handler: Handler) -> Handler:
+    """Answer the queue's 401s in the shape `queue_unauthorized_style` names."""
+
+    @functools.wraps(handler)
+    async def wrapped(ctx: Ctx) -> Response:
+        try:
+            return await handler(ctx)
+        except HTTPFailure as failure:
+            style = ctx.core.settings.queue_unauthorized_style
+            if failure.response.status != 401 or style == "actions":
+                raise
+            if style == "broker":
+                raise HTTPFailure(broker_error(401, "Unauthorized", "the token is not valid")) from None
+            raise HTTPFailure(oauth_error("invalid_token", "the token has expired", 401)) from None
+
+    return wrapped
+
+
+def _queue_scale_set(ctx: Ctx, info: TokenInfo, *, on_queue_url: bool = True) -> ScaleSet:
+    """The scale set of a message-queue token: 404 if deleted, 401 if its session is gone.
+
+    With `queue_url_query`, a call on the queue URL must keep that URL's `sessionId`.
+    """
+    kept_query = ctx.request.query.get("sessionId") == info.claims.get("session_id")
+    if on_queue_url and ctx.core.settings.queue_url_query and not kept_query:
+        reason = "TF400813: the sessionId query parameter is missing or wrong"
+        ctx.fail(401, reason, "VssUnauthorizedException")
     state = ctx.core.state
     found = state.scale_sets.get(int(info.claims.get("scale_set_id", 0)))
     if found is None or found.deleted:
@@ -247,9 +284,10 @@ def _queue_scale_set(ctx: Ctx, info: TokenInfo) -> ScaleSet:
 
 
 @route("acquire_jobs", "POST", rf"{_ONE}/acquirejobs", Surface.ACTIONS, api_version=True)
+@_queue_unauthorized
 async def acquire_jobs(ctx: Ctx) -> Response:
     info = ctx.require((TokenKind.MESSAGE_QUEUE,))
-    scale_set = _queue_scale_set(ctx, info)
+    scale_set = _queue_scale_set(ctx, info, on_queue_url=False)
     if scale_set.id != int(ctx.params["id"]) or scale_set.tenant.id != ctx.params["tenant"]:
         ctx.fail(401, "TF400813: the token is not valid for this scale set", "VssUnauthorizedException")
     body = ctx.json()
@@ -324,6 +362,7 @@ def _capacity(ctx: Ctx) -> int | None:
 
 
 @route("message", "GET", _QUEUE, Surface.ACTIONS)
+@_queue_unauthorized
 async def get_message(ctx: Ctx) -> Response:
     info = ctx.require((TokenKind.MESSAGE_QUEUE,))
     scale_set = _queue_scale_set(ctx, info)
@@ -353,6 +392,7 @@ async def get_message(ctx: Ctx) -> Response:
 
 
 @route("message.delete", "DELETE", rf"{_QUEUE}/(?P<message>\d+)", Surface.ACTIONS)
+@_queue_unauthorized
 async def delete_message(ctx: Ctx) -> Response:
     info = ctx.require((TokenKind.MESSAGE_QUEUE,))
     scale_set = _queue_scale_set(ctx, info)

@@ -78,6 +78,10 @@ class FakeGitHub:
         auto_start_runners: bool = False,
         runner_key_size: int = 2048,
         jit_style: Literal["native", "string"] = "native",
+        queue_url_query: bool = False,
+        queue_unauthorized_style: Literal["actions", "broker", "oauth"] = "actions",
+        refresh_statistics: bool = True,
+        acquirable_jobs: bool = True,
     ) -> None:
         self.settings = Settings(
             poll_hold=poll_hold,
@@ -95,6 +99,10 @@ class FakeGitHub:
             auto_start_runners=auto_start_runners,
             runner_key_size=runner_key_size,
             jit_style=jit_style,
+            queue_url_query=queue_url_query,
+            queue_unauthorized_style=queue_unauthorized_style,
+            refresh_statistics=refresh_statistics,
+            acquirable_jobs=acquirable_jobs,
         )
         self.clock: Callable[[], float] = clock or time.time
         self.host = host

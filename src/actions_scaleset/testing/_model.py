@@ -59,6 +59,16 @@ class Settings:
     runner_key_size: int = 2048
     jit_style: Literal["native", "string"] = "native"
     """`.runner` values as JSON natives, or as the strings some server-generated configs carry."""
+    queue_url_query: bool = False
+    """The `messageQueueUrl` carries `?sessionId=…&api-version=…` (the older pipelines shape), and
+    the queue refuses a call that dropped it with a 401."""
+    queue_unauthorized_style: Literal["actions", "broker", "oauth"] = "actions"
+    """The body of a 401 from the message queue and `acquirejobs`: the Actions service's
+    `typeName` shape, the broker's `errorKind` shape, or an OAuth `{"error": …}`."""
+    refresh_statistics: bool = True
+    """A session refresh (`PATCH`) answers with `statistics`; False leaves them out."""
+    acquirable_jobs: bool = True
+    """The tenant serves `acquirablejobs`; False answers 404, as a broker tenant may."""
 
 
 @attrs.define(eq=False)

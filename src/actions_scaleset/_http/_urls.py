@@ -1,0 +1,37 @@
+"""Pure URL helpers for URLs the server hands out (see docs/protocol.md, "Server-given URLs").
+
+A server-given URL is used as it comes: its query is part of it. httpx *replaces* a
+URL's query when `params=` is passed, so parameters are merged into the URL's own
+query instead, as `actions/scaleset` `getMessage` does with `u.Query()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+__all__ = ["url_problem", "with_query"]
+
+
+def with_query(url: str | httpx.URL, params: Mapping[str, str]) -> httpx.URL:
+    """`url` with `params` added to the query it already has; a key given again is replaced."""
+    return httpx.URL(url).copy_merge_params(dict(params))
+
+
+def url_problem(value: object) -> str | None:
+    """Why `value` cannot be used as an absolute http(s) URL, or None when it can."""
+    if not isinstance(value, str) or not value.strip():
+        return "it is empty"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        return "it holds a control character"
+    try:
+        url = httpx.URL(value)
+        host = url.host  # decodes an IDNA host: a bad one fails here, not at the first request
+    except (httpx.InvalidURL, ValueError, UnicodeError):
+        return "it is not a valid URL"
+    if url.scheme not in ("http", "https"):
+        return "it is not an http(s) URL"
+    if not host:
+        return "it has no host"
+    return None
