@@ -16,6 +16,9 @@ PIPELINES = "https://pipelinesghubeus22.actions.githubusercontent.com/SYNTHETICT
 TOKEN_URL = (
     "https://tokenghub.actions.githubusercontent.com/_apis/oauth2/token/66666666-7777-8888-9999-000000000000"
 )
+TOKEN_URL_V2 = (
+    "https://token.actions.githubusercontent.com/_apis/oauth2/token/66666666-7777-8888-9999-000000000000"
+)
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 
 
@@ -33,7 +36,9 @@ def make_config(
     ephemeral: bool = True,
     fips: bool = True,
     skip_session_recover: bool = False,
+    migrate: bool = False,
 ) -> JitConfig:
+    """A JIT config; `migrate` adds `authorizationUrlV2` and `enableAuthMigrationByDefault`."""
     runner = RunnerSettings(
         agent_id=6858,
         agent_name="scaleset-runner-x7k2p",
@@ -46,7 +51,11 @@ def make_config(
         skip_session_recover=skip_session_recover,
     )
     credentials = RunnerCredentials(
-        client_id=CLIENT_ID, authorization_url=TOKEN_URL, require_fips_cryptography=fips
+        client_id=CLIENT_ID,
+        authorization_url=TOKEN_URL,
+        require_fips_cryptography=fips,
+        authorization_url_v2=TOKEN_URL_V2 if migrate else None,
+        enable_auth_migration_by_default=migrate,
     )
     return JitConfig.create(runner, credentials, key)
 

@@ -7,11 +7,13 @@ import contextlib
 import json
 import math
 import os
+import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
+import jwt
 import pytest
 import respx
 
@@ -25,8 +27,8 @@ from actions_scaleset.runner import (
     encrypt_message_body,
     wrap_session_key,
 )
-from tests.runner.conftest import PIPELINES, TOKEN_URL, make_config
-from tests.runner.fakes import Sleeper, job_message, job_request
+from tests.runner.conftest import PIPELINES, TOKEN_URL, TOKEN_URL_V2, make_config
+from tests.runner.fakes import Sleeper, job_message, job_request, wait_until
 from tests.support import RUNNER_FIXTURES, load_fixture
 
 if TYPE_CHECKING:
@@ -166,6 +168,7 @@ async def test_an_encrypted_job_runs_through_renew_and_finish(rsa_key: RSAPrivat
         assert renew.url.params["lockToken"] == "00000000-0000-0000-0000-000000000000"
         assert json.loads(renew.content) == {"requestId": 1234}
         assert renew.headers["authorization"] == "Bearer RUNNER-V1-TOKEN"  # v1 renews with the runner token
+        assert "x-vss-orchestrationid" not in renew.headers  # the fixture's job token is not a JWT
         assert job.locked_until is not None
         assert job.locked_until.minute == 47
 
@@ -218,29 +221,128 @@ async def test_an_expired_v1_session_is_recreated(rsa_key: RSAPrivateKey) -> Non
         assert fake.session.call_count == 2
 
 
-async def test_a_broker_migration_switches_polling_to_the_broker(rsa_key: RSAPrivateKey) -> None:
-    async with v1_env(make_config(rsa_key, v2=False), rsa_key) as (runner, fake, router), runner:
-        answers = [job_request()]
+BROKER_URL = "https://broker.actions.githubusercontent.com/"
 
-        async def broker_poll(request: httpx.Request) -> httpx.Response:
-            if answers:
-                return answers.pop()
-            await anyio.sleep_forever()
-            raise AssertionError
 
-        poll = router.get("https://broker.actions.githubusercontent.com/message").mock(
-            side_effect=broker_poll
-        )
-        ack = router.post("https://broker.actions.githubusercontent.com/acknowledge").mock(
-            return_value=httpx.Response(200)
-        )
-        migration = load_fixture("broker_message_broker_migration.json", RUNNER_FIXTURES)
-        fake.push(httpx.Response(200, json=migration | {"messageId": 11}))
+def broker_routes(router: respx.MockRouter, *answers: httpx.Response) -> tuple[respx.Route, respx.Route]:
+    """The broker a `BrokerMigration` points at: `answers` in order, then a poll that never ends."""
+    queue = list(answers)
+
+    async def broker_poll(request: httpx.Request) -> httpx.Response:
+        if queue:
+            return queue.pop(0)
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    poll = router.get(f"{BROKER_URL}message").mock(side_effect=broker_poll)
+    ack = router.post(f"{BROKER_URL}acknowledge").mock(return_value=httpx.Response(200))
+    return poll, ack
+
+
+def migration(message_id: int) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json=load_fixture("broker_message_broker_migration.json", RUNNER_FIXTURES)
+        | {"messageId": message_id},
+    )
+
+
+def plain(kind: str, body: str, message_id: int) -> httpx.Response:
+    return httpx.Response(200, json={"messageId": message_id, "messageType": kind, "body": body})
+
+
+async def test_a_broker_migration_polls_the_broker_at_once_and_the_pool_again_on_the_next_turn(
+    rsa_key: RSAPrivateKey,
+) -> None:
+    # MessageListener.GetNextMessageAsync: every turn polls the pool; a BrokerMigration there makes
+    # the same turn poll {brokerBaseUrl}message with the pool session id. The migration message
+    # itself is neither deleted nor remembered as lastMessageId, so the pool keeps saying it until
+    # the move is done.
+    config = make_config(rsa_key, v2=False, ephemeral=False)
+    async with v1_env(config, rsa_key) as (runner, fake, router), runner:
+        poll, ack = broker_routes(router, job_request())
+        fake.push(migration(11), plain("JobCancellation", '{"jobId":"x"}', 12))
 
         request = await next_request(runner)
+        await wait_until(lambda: len(fake.polls) == 3)
 
         assert isinstance(request, RunnerJobRequest)
-        assert fake.delete_message.calls.last.request.url.path.endswith("/messages/11")
+        assert poll.call_count == 1  # only the turn whose pool answer was BrokerMigration
         assert poll.calls.last.request.url.params["sessionId"] == SESSION_ID  # the pool session id
         assert ack.calls.last.request.url.params["sessionId"] == SESSION_ID
-        assert fake.delete_message.call_count == 1  # broker messages are not deleted
+        assert "lastMessageId" not in fake.polls[1].url.params
+        assert fake.polls[2].url.params["lastMessageId"] == "12"
+        deleted = [call.request.url.path.rpartition("/")[2] for call in fake.delete_message.calls]
+        assert deleted == ["12"]  # not the migration message, not the broker's job request
+
+
+async def test_after_a_broker_migration_the_broker_gets_the_v2_token_and_the_pool_the_v1_token(
+    rsa_key: RSAPrivateKey,
+) -> None:
+    config = make_config(rsa_key, v2=False, migrate=True)
+    async with v1_env(config, rsa_key) as (runner, fake, router), runner:
+        router.post(TOKEN_URL_V2).mock(
+            return_value=httpx.Response(200, json={"access_token": "RUNNER-V2-TOKEN", "expires_in": 3600})
+        )
+        poll, ack = broker_routes(router, job_request())
+        fake.push(migration(11))
+
+        await next_request(runner)
+
+        assert fake.session.calls.last.request.headers["authorization"] == "Bearer RUNNER-V1-TOKEN"
+        assert fake.polls[0].headers["authorization"] == "Bearer RUNNER-V1-TOKEN"
+        assert poll.calls.last.request.headers["authorization"] == "Bearer RUNNER-V2-TOKEN"
+        assert ack.calls.last.request.headers["authorization"] == "Bearer RUNNER-V2-TOKEN"
+
+
+def job_token(**claims: Any) -> str:
+    return jwt.encode({"sub": "job", **claims}, "job-secret-of-the-test-only-32-bytes", algorithm="HS256")
+
+
+def with_job_token(job: dict[str, Any], token: str) -> dict[str, Any]:
+    job["resources"]["endpoints"][0]["authorization"]["parameters"]["AccessToken"] = token
+    return job
+
+
+@pytest.mark.parametrize("claim", ["orch_id", "orchid"])
+async def test_a_v1_renewal_carries_the_orchestration_id_of_the_job_token(
+    rsa_key: RSAPrivateKey, claim: str
+) -> None:
+    # JobDispatcher.Run reads orch_id (else orchid) from the job token; TaskAgentHttpClient
+    # .RenewAgentRequestAsync sends it as X-VSS-OrchestrationId. The finish PATCH does not.
+    config = make_config(rsa_key, v2=False)
+    async with v1_env(config, rsa_key) as (runner, fake, _), runner:
+        job = with_job_token(pipeline_job(), job_token(**{claim: "3f2a9c4e.build.__default"}))
+        fake.push(fake.encrypted("PipelineAgentJobRequest", job, 7))
+
+        acquired = await runner.acquire_job(await next_request(runner))
+        await acquired.complete("succeeded")
+
+        renew, finish = (call.request for call in fake.job_request.calls)
+        assert renew.headers["x-vss-orchestrationid"] == "3f2a9c4e.build.__default"
+        assert "x-vss-orchestrationid" not in finish.headers
+
+
+async def test_every_v1_request_carries_its_own_e2e_id_and_the_clients_session_id(
+    rsa_key: RSAPrivateKey,
+) -> None:
+    # VssHttpClientBase.SendAsync adds a new X-VSS-E2EID to each request;
+    # VssHttpRequestSettings.ApplyTo adds X-TFS-Session, one id for the settings' lifetime.
+    config = make_config(rsa_key, v2=False)
+    async with v1_env(config, rsa_key) as (runner, fake, router):
+        async with runner:
+            fake.push(fake.encrypted("PipelineAgentJobRequest", pipeline_job(), 7))
+            job = await runner.acquire_job(await next_request(runner))
+            await job.complete("succeeded")
+        requests = [
+            call.request
+            for call in router.calls
+            if call.request.url.host != "tokenghub.actions.githubusercontent.com"
+        ]
+
+    assert {r.method for r in requests} == {"POST", "GET", "DELETE", "PATCH"}
+    e2e_ids = [r.headers["x-vss-e2eid"] for r in requests]
+    assert len(set(e2e_ids)) == len(requests)
+    assert all(uuid.UUID(value) for value in e2e_ids)
+    (session,) = {r.headers["x-tfs-session"] for r in requests}
+    assert uuid.UUID(session)

@@ -144,6 +144,27 @@ def test_oauth_endpoint_url_is_where_the_form_goes() -> None:
     assert credentials.require_fips_cryptography is False  # missing means false at runtime
 
 
+@pytest.mark.parametrize("value", ["true", "True", "false", ""])
+def test_a_present_enable_auth_migration_by_default_key_turns_migration_on_whatever_its_value(
+    value: str,
+) -> None:
+    # Runner.cs ExecuteCommand only asks `Data.ContainsKey("EnableAuthMigrationByDefault")`.
+    data = {"clientId": "c", "authorizationUrl": "https://a/", "authorizationUrlV2": "https://a2/"}
+    credentials = RunnerCredentials.from_json(
+        {"Scheme": "OAuth", "Data": data | {"EnableAuthMigrationByDefault": value}}
+    )
+
+    assert credentials.enable_auth_migration_by_default is True
+    assert credentials.token_url_v2 == "https://a2/"
+
+
+def test_without_the_enable_auth_migration_by_default_key_migration_stays_off() -> None:
+    data = {"clientId": "c", "authorizationUrl": "https://a/", "authorizationUrlV2": "https://a2/"}
+    credentials = RunnerCredentials.from_json({"Scheme": "OAuth", "Data": data})
+
+    assert credentials.enable_auth_migration_by_default is False
+
+
 def test_an_access_token_scheme_needs_no_key_and_hides_the_token() -> None:
     files = {".runner": {"AgentId": 1, "ServerUrlV2": "https://b/", "UseV2Flow": True}}
     files[".credentials"] = {"Scheme": "OAuthAccessToken", "Data": {"token": "very-secret-value"}}

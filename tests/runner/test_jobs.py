@@ -76,12 +76,27 @@ def test_step_updates_match_the_results_fixture() -> None:
         ("completed", "failed", (6, 3)),
         ("completed", "canceled", (6, 4)),
         ("completed", "skipped", (6, 7)),
+        ("completed", "succeededWithIssues", (6, 2)),
+        # ResultsHttpClient.ConvertResultToConclusion has no case for Abandoned: ConclusionUnknown.
+        ("completed", "abandoned", (6, 0)),
     ],
 )
 def test_step_states_map_to_the_results_enums(status: Any, conclusion: Any, wire: tuple[int, int]) -> None:
     payload = step_update_payload(Step("id", 1, "s", status=status, conclusion=conclusion))
 
     assert (payload["status"], payload["conclusion"]) == wire
+
+
+def test_a_step_update_sends_timestamps_that_are_not_set_as_null() -> None:
+    # Contracts.Step has StartedAt/CompletedAt as plain [DataMember] strings, and the
+    # JsonMediaTypeFormatter writes nulls: the keys are there, with null.
+    pending = step_update_payload(Step("id", 1, "s"))
+    running = step_update_payload(Step("id", 1, "s").start(T0))
+
+    assert pending["started_at"] is None
+    assert pending["completed_at"] is None
+    assert running["started_at"] == "2026-06-30T15:37:11.000Z"
+    assert running["completed_at"] is None
 
 
 def test_step_results_match_the_completejob_fixture() -> None:
@@ -324,6 +339,7 @@ async def test_step_updates_go_to_the_results_service_with_the_job_token(rsa_key
             "status": 3,
             "conclusion": 0,
             "started_at": "2026-06-30T15:37:11.000Z",
+            "completed_at": None,
         }
         assert broker.steps.calls.last.request.headers["authorization"] == f"Bearer {JOB_TOKEN}"
         await job.complete()
@@ -347,10 +363,29 @@ async def test_a_step_log_is_uploaded_masked_to_the_signed_url_without_a_token(
         put = broker.blob.calls.last.request
         assert str(put.url) == BLOB
         assert put.content == b"hello\nsecret ***\n"
-        assert put.headers["x-ms-blob-type"] == "BlockBlob"
+        assert put.headers["x-ms-blob-type"] == "BlockBlob"  # the fixture's storage type is Azure
+        assert put.headers["content-type"] == "text/plain"  # as ResultsHttpClient's custom header
         assert "authorization" not in put.headers
         metadata = json.loads(broker.log_metadata.calls.last.request.content)
         assert metadata == signed | {"uploaded_at": "2026-07-08T20:00:00.000Z", "line_count": 2}
+        await job.complete()
+
+
+@pytest.mark.parametrize("storage", [{"blob_storage_type": "BLOB_STORAGE_TYPE_UNSPECIFIED"}, {}])
+async def test_a_step_log_goes_up_without_x_ms_blob_type_when_the_storage_is_not_azure_blob(
+    rsa_key: RSAPrivateKey, storage: dict[str, str]
+) -> None:
+    # ResultsHttpClient.UploadBlockFileAsync adds x-ms-blob-type only for BLOB_STORAGE_TYPE_AZURE.
+    async with runner_env(make_config(rsa_key)) as (runner, broker, _, _), runner:
+        job = await acquired(runner, broker)
+        broker.log_url.mock(return_value=httpx.Response(200, json={"logs_url": BLOB, **storage}))
+
+        await job.upload_step_log("a1b2c3d4-0001", ["hello"])
+
+        put = broker.blob.calls.last.request
+        assert "x-ms-blob-type" not in put.headers
+        assert put.headers["content-type"] == "text/plain"
+        assert put.content == b"hello\n"
         await job.complete()
 
 

@@ -164,7 +164,10 @@ def message_from_response(response: httpx.Response, *, decrypt: Any = None) -> R
 
 
 class BrokerConnection:
-    """One runner's broker session: create, poll, acknowledge, delete."""
+    """One runner's broker session: create, poll, acknowledge, delete.
+
+    Every call carries the broker token: `authorizationUrlV2`'s while auth migration is on.
+    """
 
     flow: Final = "v2"
 
@@ -193,7 +196,7 @@ class BrokerConnection:
             "POST",
             url,
             policy=SESSION_RETRY,
-            auth=self.tokens.auth_for(url),
+            auth=self.tokens.auth_for(url, v2=True),
             # The broker rejects the api-version media-type parameter (spec §4.3).
             headers={"Accept": "application/json"},
             json=session_request_body(self.identity),
@@ -210,7 +213,7 @@ class BrokerConnection:
         """`DELETE {broker}session`: no body, no query; the token names the session (spec §4.3)."""
         url = join_url(self.base_url, "session")
         await self.http.request(
-            "DELETE", url, policy=NO_RETRY, auth=self.tokens.auth_for(url), expect=(200, 202, 204)
+            "DELETE", url, policy=NO_RETRY, auth=self.tokens.auth_for(url, v2=True), expect=(200, 202, 204)
         )
         logger.info("deleted broker session %s", self.session_id)
         self.session_id = None
@@ -221,7 +224,7 @@ class BrokerConnection:
             "GET",
             url,
             policy=self.poll_retry,
-            auth=self.tokens.auth_for(url),
+            auth=self.tokens.auth_for(url, v2=True),
             headers={"Accept": "application/json"},
             params=poll_params(self.identity, session_id=self.session_id or NIL_GUID, status=status),
             timeout=POLL_TIMEOUT,
@@ -236,7 +239,7 @@ class BrokerConnection:
             "POST",
             url,
             policy=NO_RETRY,
-            auth=self.tokens.auth_for(url),
+            auth=self.tokens.auth_for(url, v2=True),
             headers={"Accept": "application/json"},
             params=poll_params(
                 self.identity,

@@ -112,6 +112,18 @@ def _type_key(exc: BaseException) -> str:
     return ""
 
 
+def survives_auth_migration(exc: BaseException) -> bool:
+    """False for the errors the listeners rethrow even while auth migration is on.
+
+    `MessageListener`/`BrokerMessageListener` rethrow a revoked token
+    (`TaskAgentAccessTokenExpiredException`) and a deprovisioned hosted runner
+    whatever the migration state; any other failure turns migration off and is retried.
+    """
+    if isinstance(exc, HostedRunnerDeprovisionedError):
+        return False
+    return "TaskAgentAccessTokenExpiredException" not in _type_key(exc)
+
+
 def classify_poll_error(exc: BaseException) -> PollErrorAction:
     """What the listener does after a failed poll (spec §8.3).
 
@@ -189,6 +201,9 @@ class RunnerClient:
 
     Entering opens the session (the first request fetches the OAuth token; a
     409 conflict is retried every 30 s for up to `session_conflict_timeout`).
+    When `.credentials` enables auth migration, broker and run-service calls
+    use `authorizationUrlV2` tokens; a failed session create, poll or acquisition
+    turns that off for an hour and is retried (see `_migration`).
     Leaving stops polling and lock renewal and deletes the session with its own
     30 s timeout. Pass `http=HTTPCore(client, sleep=..., clock=...)` to control
     time in tests; `http_client` is used as given and never closed here.
@@ -378,34 +393,62 @@ class RunnerClient:
         if scope.cancelled_caught:
             logger.warning("deleting session %s timed out", self.session_id)
 
+    def _defer_auth_migration(self, exc: HTTPStatusError | RequestError, what: str) -> bool:
+        """Under auth migration, turn it off for an hour and say the failure is to be retried.
+
+        The official listeners and `Runner.cs` do so on a failed broker session
+        create, poll or job acquisition, so that the next try uses `authorizationUrl`.
+        """
+        migration = self.tokens.migration
+        if not migration.allowed or not survives_auth_migration(exc):
+            return False
+        migration.defer(f"{what} failed: {exc.message}")
+        return True
+
     async def _create_session(self) -> None:
-        """Create the session; retry a 409 and token clock skew as the official listener does (§8.3)."""
+        """Create the session; retry a 409 and token clock skew as the official listener does (§8.3).
+
+        Under auth migration any broker session failure is retried after 30 s
+        with migration off (`BrokerMessageListener.CreateSessionAsync`).
+        """
         started = self.http.clock()
         while True:
             try:
                 await self.connection.create_session()
-            except ConflictError as exc:
-                waited = self.http.clock() - started
-                if waited + self.session_retry_interval > self.session_conflict_timeout:
-                    raise self._conflict_error(exc, waited) from None
-                logger.warning(
-                    "runner %r already has a session (a previous process did not delete it?); "
-                    "retrying in %.0f s (waited %.0f s of %.0f s)",
-                    self.identity.agent_name,
-                    self.session_retry_interval,
-                    waited,
-                    self.session_conflict_timeout,
-                )
-            except OAuthError as exc:
-                waited = self.http.clock() - started
-                skew = CLOCK_SKEW_MARKER in (exc.error_description or "")
-                if not skew or waited + self.session_retry_interval > self.clock_skew_timeout:
-                    if exc.registration_deleted:
-                        logger.error("the runner registration has been deleted (OAuth invalid_client)")
+            except (HTTPStatusError, RequestError) as exc:
+                if isinstance(self.connection, BrokerConnection) and self._defer_auth_migration(
+                    exc, "creating the broker session"
+                ):
+                    logger.warning(
+                        "creating the session failed (%s); retrying in %.0f s",
+                        exc.message,
+                        self.session_retry_interval,
+                    )
+                elif isinstance(exc, ConflictError):
+                    waited = self.http.clock() - started
+                    if waited + self.session_retry_interval > self.session_conflict_timeout:
+                        raise self._conflict_error(exc, waited) from None
+                    logger.warning(
+                        "runner %r already has a session (a previous process did not delete it?); "
+                        "retrying in %.0f s (waited %.0f s of %.0f s)",
+                        self.identity.agent_name,
+                        self.session_retry_interval,
+                        waited,
+                        self.session_conflict_timeout,
+                    )
+                elif isinstance(exc, OAuthError):
+                    waited = self.http.clock() - started
+                    skew = CLOCK_SKEW_MARKER in (exc.error_description or "")
+                    if not skew or waited + self.session_retry_interval > self.clock_skew_timeout:
+                        if exc.registration_deleted:
+                            logger.error("the runner registration has been deleted (OAuth invalid_client)")
+                        raise
+                    logger.warning(
+                        "the token service reports clock skew; retrying in %.0f s",
+                        self.session_retry_interval,
+                    )
+                else:
                     raise
-                logger.warning(
-                    "the token service reports clock skew; retrying in %.0f s", self.session_retry_interval
-                )
             else:
                 return
             await self.http.sleep(self.session_retry_interval)
@@ -502,6 +545,8 @@ class RunnerClient:
                     await self._dispatch(message)
                 continue
             action = classify_poll_error(error)
+            if self._defer_auth_migration(error, "polling for messages"):
+                action = "retry"  # the listeners retry anything under migration, with it off
             if action == "recreate" and not self.config.runner.skip_session_recover:
                 logger.warning("session %s expired; creating a new one", self.session_id)
                 await self._create_session()
@@ -644,7 +689,7 @@ class RunnerClient:
                 "POST",
                 url,
                 policy=RUN_SERVICE_RETRY,
-                auth=self.tokens.auth_for(url),
+                auth=self.tokens.auth_for(url, v2=True),
                 headers={"Accept": "application/json"},
                 json=acquire_body(request, self.identity.os),
             )
@@ -652,6 +697,10 @@ class RunnerClient:
             if exc.status_code in (404, 409, 422):
                 self._acquire_failures += 1
                 raise as_run_service_error(exc) from None
+            self._defer_auth_migration(exc, "acquiring a job")
+            raise
+        except RequestError as exc:
+            self._defer_auth_migration(exc, "acquiring a job")
             raise
         payload = decode_json(response, "a job message")
         try:

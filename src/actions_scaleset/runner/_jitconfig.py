@@ -54,6 +54,9 @@ class _Fields:
     def raw(self, name: str) -> tuple[str, Any]:
         return self.data.get(name.lower(), (name, None))
 
+    def has(self, name: str) -> bool:
+        return name.lower() in self.data
+
     def text(self, name: str) -> str | None:
         key, value = self.raw(name)
         if value is None:
@@ -232,6 +235,17 @@ class RunnerCredentials:
         """Where the token request is POSTed; the assertion's audience stays `authorization_url`."""
         return self.oauth_endpoint_url or self.authorization_url
 
+    @property
+    def token_url_v2(self) -> str | None:
+        """Where the `authorization_url_v2` token request is POSTed (`oauthEndpointUrl` still wins).
+
+        actions/runner `OAuthCredential.GetVssCredentials` swaps the audience for
+        `authorizationUrlV2` and falls back to it, not to `authorizationUrl`, as the endpoint.
+        """
+        if not self.authorization_url_v2:
+            return None
+        return self.oauth_endpoint_url or self.authorization_url_v2
+
     @classmethod
     def from_json(cls, data: Any) -> RunnerCredentials:
         """Read `.credentials`; `Data` keys match case-insensitively (a .NET dictionary)."""
@@ -268,7 +282,8 @@ class RunnerCredentials:
             # Missing means false at runtime (spec §2.3).
             require_fips_cryptography=bool(d.boolean("requireFipsCryptography")),
             authorization_url_v2=d.text("authorizationUrlV2") or None,
-            enable_auth_migration_by_default=bool(d.boolean("enableAuthMigrationByDefault")),
+            # The runner checks only that the key is there, not its value (`Runner.cs` `ExecuteCommand`).
+            enable_auth_migration_by_default=d.has("enableAuthMigrationByDefault"),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeAlias
+from typing import Any, Final, Literal, Protocol, TypeAlias
 
 import anyio
 import attrs
@@ -33,9 +33,7 @@ from ..models import format_timestamp, parse_timestamp
 from ._broker import join_url
 from ._jobmessage import JobMessage, JobStepInfo, JobVariable, MaskHint
 from ._messages import JobCancellation, PipelineJobRequest, RunnerJobRequest
-
-if TYPE_CHECKING:
-    from ._pipelines import PipelinesConnection
+from ._pipelines import PipelinesConnection, orchestration_id
 
 __all__ = [
     "Annotation",
@@ -64,16 +62,19 @@ CONCLUSIONS: Final = frozenset(
     {"succeeded", "succeededWithIssues", "failed", "canceled", "skipped", "abandoned"}
 )
 # Results-service enums (spec §6.5): status 0 unknown / 3 in progress / 5 pending / 6 completed;
-# conclusion 0 unknown / 2 success / 3 failure / 4 cancelled / 7 skipped.
+# conclusion 0 unknown / 2 success / 3 failure / 4 cancelled / 7 skipped. As actions/runner
+# `ResultsHttpClient.ConvertStateToStatus` / `ConvertResultToConclusion` map them: anything else,
+# `abandoned` included, is 0.
 RESULTS_STATUS: Final[Mapping[str, int]] = {"pending": 5, "inProgress": 3, "completed": 6}
 RESULTS_CONCLUSION: Final[Mapping[str, int]] = {
     "succeeded": 2,
     "succeededWithIssues": 2,
     "failed": 3,
-    "abandoned": 3,
     "canceled": 4,
     "skipped": 7,
 }
+AZURE_BLOB_STORAGE: Final = "BLOB_STORAGE_TYPE_AZURE"
+"""The one `blob_storage_type` whose uploads carry `x-ms-blob-type` (`ResultsHttpClient`)."""
 RENEW_INTERVAL: Final = 60.0
 FIRST_RENEWAL_ATTEMPTS: Final = 5
 LOCK_GRACE: Final = timedelta(minutes=5)
@@ -178,18 +179,20 @@ def _ms_timestamp(value: datetime | None) -> str | None:
 
 
 def step_update_payload(step: Step) -> dict[str, Any]:
-    """A step in `WorkflowStepsUpdate`: numeric enums, millisecond timestamps."""
-    out: dict[str, Any] = {
+    """A step in `WorkflowStepsUpdate`: numeric enums, millisecond timestamps.
+
+    A timestamp that is not set is sent as `null`, as the runner's contract
+    (`Contracts.Step`, no `EmitDefaultValue = false`) serialises it.
+    """
+    return {
         "external_id": step.external_id,
         "number": step.number,
         "name": step.name,
         "status": RESULTS_STATUS.get(step.status, 0),
+        "started_at": _ms_timestamp(step.started_at),
+        "completed_at": _ms_timestamp(step.completed_at),
         "conclusion": RESULTS_CONCLUSION.get(step.conclusion, 0) if step.conclusion else 0,
     }
-    for key, value in (("started_at", step.started_at), ("completed_at", step.completed_at)):
-        if value is not None:
-            out[key] = _ms_timestamp(value)
-    return out
 
 
 def step_result_payload(step: Step) -> dict[str, Any]:
@@ -407,9 +410,10 @@ class _PipelinesBackend:
     def __init__(self, connection: PipelinesConnection, message: JobMessage) -> None:
         self.connection = connection
         self.request_id = message.request_id
+        self.orchestration_id = orchestration_id(message.job_token)
 
     async def renew(self) -> datetime | None:
-        return await self.connection.renew_job_request(self.request_id)
+        return await self.connection.renew_job_request(self.request_id, self.orchestration_id)
 
     async def complete(self, body: dict[str, Any], conclusion: Conclusion, finish_time: datetime) -> None:
         await self.connection.finish_job_request(self.request_id, conclusion, finish_time)
@@ -569,7 +573,7 @@ class Job:
         await self._twirp(STEP_UPDATE_PATH, body, "a WorkflowStepsUpdate response")
 
     async def upload_step_log(self, step: Step | str, lines: Iterable[str]) -> int:
-        """Upload a step's whole log (signed URL, `PUT` of a block blob, metadata); return the line count.
+        """Upload a step's whole log (signed URL, one `PUT`, metadata); return the line count.
 
         Lines are masked with `mask_line` first. The signed URL gets no token.
         """
@@ -582,7 +586,8 @@ class Job:
         logs_url = signed.get("logs_url") if isinstance(signed, Mapping) else None
         if not isinstance(logs_url, str) or not logs_url.startswith(("https://", "http://")):
             raise InvalidResponseError("the results service returned no usable `logs_url`")
-        await self._put_blob(logs_url, content)
+        storage = signed.get("blob_storage_type") if isinstance(signed, Mapping) else None
+        await self._put_blob(logs_url, content, azure=storage == AZURE_BLOB_STORAGE)
         await self._twirp(
             STEP_LOG_METADATA_PATH,
             {
@@ -595,17 +600,16 @@ class Job:
         )
         return len(masked)
 
-    async def _put_blob(self, url: str, content: bytes) -> None:
+    async def _put_blob(self, url: str, content: bytes, *, azure: bool) -> None:
+        """One `PUT` of the whole log; `x-ms-blob-type: BlockBlob` only for Azure blob storage."""
         # The URL's SAS signature is a credential: HTTPCore redacts it from logs and errors.
         # An error keeps only Azure's error code, never a body that might echo the URL.
+        headers = {"Content-Type": "text/plain"}
+        if azure:
+            headers["x-ms-blob-type"] = "BlockBlob"
         try:
             await self.http.request(
-                "PUT",
-                url,
-                policy=RESULTS_RETRY,
-                content=content,
-                headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "text/plain; charset=utf-8"},
-                expect=(200, 201),
+                "PUT", url, policy=RESULTS_RETRY, content=content, headers=headers, expect=(200, 201)
             )
         except HTTPStatusError as exc:
             code = exc.headers.get("x-ms-error-code")

@@ -4,6 +4,11 @@ The assertion and the form are pure functions; `RunnerTokens` does the one POST,
 caches the token with `TokenCache` (single flight), refreshes it on 401 and
 shortly before it expires, and hands out an `httpx.Auth` bound to each host
 the token may be sent to (broker, pipelines, run service).
+
+There are two issuers when `.credentials` has `authorizationUrlV2`: broker and
+run-service calls (`auth_for(url, v2=True)`) use it while auth migration is on,
+and `authorizationUrl` otherwise; pipelines calls always use `authorizationUrl`
+(actions/runner `OAuthCredential.GetVssCredentials`, see `_migration`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from .._secret import Secret
 from ..auth import BearerAuth, TokenCache, host_of
 from ..errors import HTTPStatusError, InvalidJitConfigError, OAuthError
 from ._jitconfig import ACCESS_TOKEN_SCHEME, RunnerCredentials
+from ._migration import AuthMigration
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -128,10 +134,11 @@ def _unverified_exp(token: str) -> float | None:
 
 
 class RunnerTokens:
-    """The runner's OAuth access token, fetched single-flight and cached.
+    """The runner's OAuth access tokens, fetched single-flight and cached, one per issuer.
 
-    `auth_for(url)` is an `httpx.Auth` that sends the token to that URL's host
-    only and refreshes it once on a 401.
+    `auth_for(url)` is an `httpx.Auth` that sends the `authorizationUrl` token to
+    that URL's host only and refreshes it once on a 401; `auth_for(url, v2=True)`
+    sends the `authorizationUrlV2` token instead while `migration.allowed`.
     """
 
     def __init__(
@@ -142,20 +149,28 @@ class RunnerTokens:
         *,
         refresh_margin: float = TOKEN_REFRESH_MARGIN,
         retry: RetryPolicy = TOKEN_RETRY,
+        migration: AuthMigration | None = None,
     ) -> None:
         if credentials.scheme != ACCESS_TOKEN_SCHEME and private_key is None:
             raise InvalidJitConfigError("the OAuth credential scheme needs the runner's private key")
         self.http = http
         self.credentials = credentials
         self.retry = retry
+        oauth = credentials.scheme != ACCESS_TOKEN_SCHEME
+        self.migration = migration or AuthMigration(
+            oauth and credentials.enable_auth_migration_by_default, http.clock
+        )
         self._key = private_key
-        self._auths: dict[str, BearerAuth] = {}
+        self._auths: dict[tuple[str, bool], BearerAuth] = {}
         self.cache: TokenCache[Secret] = TokenCache(
             self._fetch, clock=http.clock, refresh_margin=refresh_margin
         )
+        self.cache_v2: TokenCache[Secret] | None = None
+        if oauth and credentials.authorization_url_v2:
+            self.cache_v2 = TokenCache(self._fetch_v2, clock=http.clock, refresh_margin=refresh_margin)
 
     def __repr__(self) -> str:
-        return f"RunnerTokens(client_id={self.credentials.client_id!r})"
+        return f"RunnerTokens(client_id={self.credentials.client_id!r}, migration={self.migration!r})"
 
     async def get(self) -> Secret:
         return await self.cache.get()
@@ -164,15 +179,34 @@ class RunnerTokens:
         return await self.cache.refresh(stale)
 
     def invalidate(self) -> None:
-        """Forget the token (on `ForceTokenRefresh`); the next request fetches a new one."""
+        """Forget the tokens (on `ForceTokenRefresh`); the next requests fetch new ones."""
         self.cache.invalidate()
+        if self.cache_v2 is not None:
+            self.cache_v2.invalidate()
 
-    def auth_for(self, url: str | httpx.URL) -> BearerAuth:
+    def _broker_cache(self) -> TokenCache[Secret]:
+        if self.cache_v2 is not None and self.migration.allowed:
+            return self.cache_v2
+        return self.cache
+
+    async def _get_broker(self) -> Secret:
+        return await self._broker_cache().get()
+
+    async def _refresh_broker(self, stale: Secret) -> Secret:
+        return await self._broker_cache().refresh(stale)
+
+    def auth_for(self, url: str | httpx.URL, *, v2: bool = False) -> BearerAuth:
+        """The token for `url`'s host; `v2` for broker and run-service calls (the migrating issuer)."""
         host = host_of(url)
-        auth = self._auths.get(host)
+        auth = self._auths.get((host, v2))
         if auth is None:
-            auth = BearerAuth(host, self.cache.get, refresh=self.cache.refresh, kind="runner OAuth token")
-            self._auths[host] = auth
+            if v2:
+                auth = BearerAuth(
+                    host, self._get_broker, refresh=self._refresh_broker, kind="runner OAuth token"
+                )
+            else:
+                auth = BearerAuth(host, self.cache.get, refresh=self.cache.refresh, kind="runner OAuth token")
+            self._auths[host, v2] = auth
         return auth
 
     async def _fetch(self) -> tuple[Secret, float | None]:
@@ -180,10 +214,21 @@ class RunnerTokens:
         if credentials.scheme == ACCESS_TOKEN_SCHEME:
             assert credentials.access_token is not None  # checked when the config was decoded
             return credentials.access_token, None
+        return await self._exchange(credentials.authorization_url, credentials.token_url)
+
+    async def _fetch_v2(self) -> tuple[Secret, float | None]:
+        credentials = self.credentials
+        assert credentials.authorization_url_v2 is not None
+        assert credentials.token_url_v2 is not None
+        return await self._exchange(credentials.authorization_url_v2, credentials.token_url_v2)
+
+    async def _exchange(self, audience: str, token_url: str) -> tuple[Secret, float | None]:
+        """Sign an assertion for `audience` and POST it to `token_url` (spec §3.1, §3.2)."""
+        credentials = self.credentials
         assert self._key is not None
         assertion = build_client_assertion(
             client_id=credentials.client_id,
-            audience=credentials.authorization_url,
+            audience=audience,
             private_key=self._key,
             now=self.http.clock(),
             fips=credentials.require_fips_cryptography,
@@ -191,7 +236,7 @@ class RunnerTokens:
         try:
             response = await self.http.request(
                 "POST",
-                credentials.token_url,
+                token_url,
                 policy=self.retry,
                 headers={"Accept": "application/json"},
                 data=token_request_form(assertion),
@@ -217,7 +262,7 @@ class RunnerTokens:
                 error=payload["error"],
                 error_description=description if isinstance(description, str) else None,
                 method="POST",
-                url=credentials.token_url,
+                url=token_url,
                 status_code=response.status_code,
                 body=dict(payload),
             )

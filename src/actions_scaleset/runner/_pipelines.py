@@ -2,8 +2,10 @@
 
 The session's `encryptionKey` is unwrapped with the runner's RSA key (OAEP,
 SHA-256 then SHA-1); each message body is AES-CBC with its own IV. A
-`BrokerMigration` message moves polling to the broker with the same session
-id (spec §5.3); the session itself stays a pipelines session.
+`BrokerMigration` from the pool queue makes the same poll ask the broker, with
+the pool session's id and the broker token; the next poll asks the pool again
+(actions/runner `MessageListener.GetNextMessageAsync`). Every request carries
+the VSS correlation headers, and a job-request renewal the job's orchestration id.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 
 from .._http import NO_RETRY, HTTPCore, RetryPolicy, decode_json, invalid_response
+from .._secret import Secret
 from ..errors import InvalidResponseError
 from ..models import format_timestamp, parse_timestamp
 from ._broker import (
@@ -38,7 +42,7 @@ from ._oauth import RunnerTokens
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-__all__ = ["PipelinesConnection", "pipelines_headers", "session_key_from_response"]
+__all__ = ["PipelinesConnection", "orchestration_id", "pipelines_headers", "session_key_from_response"]
 
 logger = logging.getLogger("actions_scaleset.runner")
 
@@ -57,6 +61,24 @@ def pipelines_headers(api_version: str, *, body: bool = False) -> dict[str, str]
     if body:
         headers["Content-Type"] = f"application/json; charset=utf-8; api-version={api_version}"
     return headers
+
+
+def orchestration_id(job_token: Secret) -> str | None:
+    """The `orch_id` (else `orchid`) claim of a job token, as `JobDispatcher.Run` reads it; None if absent."""
+    import jwt
+
+    try:
+        claims = jwt.decode(job_token.get_secret_value(), options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    if not isinstance(claims, Mapping):
+        return None
+    by_name = {str(name).lower(): value for name, value in claims.items()}
+    for name in ("orch_id", "orchid"):
+        value = by_name.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def session_key_from_response(payload: Mapping[str, Any], private_key: RSAPrivateKey) -> bytes | None:
@@ -112,9 +134,13 @@ class PipelinesConnection:
         self.poll_retry = poll_retry
         self.session_id: str | None = None
         self.broker_url: str | None = None
+        """The broker of the last `BrokerMigration`; acknowledgements go there."""
         self.last_message_id: int | None = None
+        self.tfs_session = str(uuid.uuid4())
+        """`X-TFS-Session` of every request: one id for this connection, as VSS settings keep one."""
         self._private_key = private_key
         self._session_key: bytes | None = None
+        self._broker_message: RunnerMessage | None = None
 
     def __repr__(self) -> str:
         session = self.session_id
@@ -123,6 +149,15 @@ class PipelinesConnection:
     def _pool_url(self, path: str) -> str:
         return join_url(self.server_url, f"_apis/distributedtask/pools/{self.pool_id}/{path}")
 
+    def _headers(self, api_version: str, *, body: bool = False, **extra: str) -> dict[str, str]:
+        """VSS headers plus `X-TFS-Session` and a new `X-VSS-E2EID` (kept across this request's retries)."""
+        return {
+            **pipelines_headers(api_version, body=body),
+            "X-TFS-Session": self.tfs_session,
+            "X-VSS-E2EID": str(uuid.uuid4()),
+            **extra,
+        }
+
     async def create_session(self) -> str:
         url = self._pool_url("sessions")
         response = await self.http.request(
@@ -130,7 +165,7 @@ class PipelinesConnection:
             url,
             policy=SESSION_RETRY,
             auth=self.tokens.auth_for(url),
-            headers=pipelines_headers(SESSION_API, body=True),
+            headers=self._headers(SESSION_API, body=True),
             json=session_request_body(self.identity),
             expect=(200, 201),
         )
@@ -159,7 +194,7 @@ class PipelinesConnection:
             url,
             policy=NO_RETRY,
             auth=self.tokens.auth_for(url),
-            headers=pipelines_headers(SESSION_API),
+            headers=self._headers(SESSION_API),
             expect=(200, 204),
         )
         logger.info("deleted pipelines session %s", self.session_id)
@@ -176,21 +211,22 @@ class PipelinesConnection:
         return decrypt_message_body(self._session_key, iv_bytes, ciphertext)
 
     async def get_message(self, status: str) -> RunnerMessage | None:
-        """Poll the pool queue, or the broker after a migration.
+        """Poll the pool queue; after a `BrokerMigration` there, the broker in the same call.
 
-        A `BrokerMigration` from the pool queue is deleted there and followed at
-        once: the same call polls the broker with this session's id, as the
-        official v1 listener does (spec §5.3).
+        Each call asks the pool first, so both are polled for as long as the pool
+        answers `BrokerMigration`, and the pool's own messages still arrive
+        (actions/runner `MessageListener.GetNextMessageAsync`). The migration
+        message is neither deleted nor remembered as `lastMessageId`; neither is a
+        broker message's id, which names nothing in the pool queue.
         """
-        if self.broker_url is not None:
-            return await self._get_broker_message(status)
+        self._broker_message = None
         url = self._pool_url("messages")
         response = await self.http.request(
             "GET",
             url,
             policy=self.poll_retry,
             auth=self.tokens.auth_for(url),
-            headers=pipelines_headers(MESSAGE_API),
+            headers=self._headers(MESSAGE_API),
             params=poll_params(
                 self.identity,
                 session_id=self.session_id or "",
@@ -201,12 +237,12 @@ class PipelinesConnection:
             expect=(200, 202, 204),
         )
         message = message_from_response(response, decrypt=self._decrypt)
+        if isinstance(message, BrokerMigration):
+            self.migrate(message.broker_base_url)
+            self._broker_message = await self._get_broker_message(status)
+            return self._broker_message
         if message is not None and message.message_id is not None:
             self.last_message_id = message.message_id
-        if isinstance(message, BrokerMigration):
-            await self.delete_message(message)
-            self.migrate(message.broker_base_url)
-            return await self._get_broker_message(status)
         return message
 
     async def _get_broker_message(self, status: str) -> RunnerMessage | None:
@@ -216,7 +252,7 @@ class PipelinesConnection:
             "GET",
             url,
             policy=self.poll_retry,
-            auth=self.tokens.auth_for(url),
+            auth=self.tokens.auth_for(url, v2=True),
             headers={"Accept": "application/json"},
             params=poll_params(self.identity, session_id=self.session_id or "", status=status),
             timeout=_timeout(100.0),
@@ -225,8 +261,12 @@ class PipelinesConnection:
         return message_from_response(response)
 
     async def delete_message(self, message: RunnerMessage) -> None:
-        """`DELETE .../messages/{id}?sessionId=` after handling (§5.2); broker messages are not deleted."""
-        if message.message_id is None or self.session_id is None or self.broker_url is not None:
+        """`DELETE .../messages/{id}?sessionId=` after handling (§5.2).
+
+        A message the broker gave is not deleted on the pool: the broker has no
+        delete, and its id names nothing in the pool queue.
+        """
+        if message.message_id is None or self.session_id is None or message is self._broker_message:
             return
         url = self._pool_url(f"messages/{message.message_id}")
         await self.http.request(
@@ -234,14 +274,14 @@ class PipelinesConnection:
             url,
             policy=NO_RETRY,
             auth=self.tokens.auth_for(url),
-            headers=pipelines_headers(SESSION_API),
+            headers=self._headers(SESSION_API),
             params={"sessionId": self.session_id},
             timeout=_timeout(30.0),
             expect=(200, 204),
         )
 
     async def acknowledge(self, request: RunnerJobRequest, status: str) -> None:
-        """After a migration, `RunnerJobRequest`s come from the broker and are acknowledged there."""
+        """`RunnerJobRequest`s come from the broker after a migration and are acknowledged there."""
         if self.broker_url is None:
             return
         url = join_url(self.broker_url, "acknowledge")
@@ -249,7 +289,7 @@ class PipelinesConnection:
             "POST",
             url,
             policy=NO_RETRY,
-            auth=self.tokens.auth_for(url),
+            auth=self.tokens.auth_for(url, v2=True),
             headers={"Accept": "application/json"},
             params=poll_params(
                 self.identity, session_id=self.session_id or "", status=status, with_disable_update=False
@@ -260,19 +300,27 @@ class PipelinesConnection:
         )
 
     def migrate(self, broker_base_url: str) -> None:
-        """Poll `{broker_base_url}message` with this pool session's id from now on (spec §5.3)."""
-        self.broker_url = join_url(broker_base_url, "")
-        logger.info("following BrokerMigration: polling %s with session %s", self.broker_url, self.session_id)
+        """Remember the broker a `BrokerMigration` names (polled with this pool session's id)."""
+        broker_url = join_url(broker_base_url, "")
+        if broker_url != self.broker_url:
+            logger.info("following BrokerMigration: polling %s with session %s", broker_url, self.session_id)
+        self.broker_url = broker_url
 
-    async def renew_job_request(self, request_id: int) -> datetime | None:
-        """`PATCH .../jobrequests/{id}?lockToken=…` with `{"requestId"}`; returns `lockedUntil` (§6.6)."""
+    async def renew_job_request(
+        self, request_id: int, orchestration_id: str | None = None
+    ) -> datetime | None:
+        """`PATCH .../jobrequests/{id}?lockToken=…` with `{"requestId"}`; returns `lockedUntil` (§6.6).
+
+        `orchestration_id` goes in `X-VSS-OrchestrationId` (`TaskAgentHttpClient.RenewAgentRequestAsync`).
+        """
         url = self._pool_url(f"jobrequests/{request_id}")
+        extra = {"X-VSS-OrchestrationId": orchestration_id} if orchestration_id else {}
         response = await self.http.request(
             "PATCH",
             url,
             policy=NO_RETRY,
             auth=self.tokens.auth_for(url),
-            headers=pipelines_headers(JOB_REQUEST_API, body=True),
+            headers=self._headers(JOB_REQUEST_API, body=True, **extra),
             params={"lockToken": LOCK_TOKEN},
             json={"requestId": request_id},
             timeout=_timeout(V1_TIMEOUT),
@@ -292,7 +340,7 @@ class PipelinesConnection:
             url,
             policy=JOB_REQUEST_RETRY,
             auth=self.tokens.auth_for(url),
-            headers=pipelines_headers(JOB_REQUEST_API, body=True),
+            headers=self._headers(JOB_REQUEST_API, body=True),
             params={"lockToken": LOCK_TOKEN},
             json={"requestId": request_id, "finishTime": format_timestamp(finish_time), "result": result},
             timeout=_timeout(V1_TIMEOUT),

@@ -1,7 +1,9 @@
 """The runner's front door: OAuth token endpoint and broker (runner-protocol.md §3-5).
 
 The token endpoint verifies the client assertion against the runner's registered
-public key, audience and five-minute lifetime cap; the broker keeps one session
+public key, audience and five-minute lifetime cap; `{authorizationUrl}/v2` is the
+runner's second issuer (`authorizationUrlV2`, auth migration), whose tokens name
+it in an `authorization_url` claim. The broker keeps one session
 per runner, long-polls `RunnerJobRequest` / `JobCancellation` messages and takes
 acknowledgements.
 """
@@ -13,7 +15,7 @@ from typing import Any, Final
 
 from ._context import Ctx, Route, long_poll, route
 from ._http import Response, Surface, json_response, oauth_error
-from ._jit import JwtRejected, verify_client_assertion
+from ._jit import JwtRejected, authorization_url_v2, verify_client_assertion
 from ._model import Job, Runner
 from ._state import StateError
 from ._tokens import TokenKind
@@ -36,9 +38,18 @@ def _assertion_issuer(assertion: str) -> str | None:
     return issuer if isinstance(issuer, str) else None
 
 
-@route("oauth.token", "POST", r"/_services/token/_apis/oauth2/token/(?P<tenant>[^/]+)", Surface.OAUTH)
+@route(
+    "oauth.token",
+    "POST",
+    r"/_services/token/_apis/oauth2/token/(?P<tenant>[^/]+)(?P<v2>/v2)?",
+    Surface.OAUTH,
+)
 async def oauth_token(ctx: Ctx) -> Response:
-    """Client credentials with a JWT-bearer client assertion → a runner access token."""
+    """Client credentials with a JWT-bearer client assertion → a runner access token.
+
+    The assertion's audience must be the issuer asked: `authorizationUrl`, or
+    `authorizationUrlV2` on the `/v2` path.
+    """
     if "application/x-www-form-urlencoded" not in (ctx.request.header("content-type") or ""):
         return oauth_error("invalid_request", "the token request must be application/x-www-form-urlencoded")
     form = ctx.request.form()
@@ -62,12 +73,15 @@ async def oauth_token(ctx: Ctx) -> Response:
         return oauth_error(
             "invalid_client", "The runner registration was not found (it may have been deleted)."
         )
+    audience = runner.authorization_url
+    if ctx.params.get("v2"):
+        audience = authorization_url_v2(audience)
     try:
         verify_client_assertion(
             assertion,
             runner.public_key,
             client_id=runner.client_id,
-            audience=runner.authorization_url,
+            audience=audience,
             now=ctx.core.clock(),
         )
     except JwtRejected as exc:
@@ -83,6 +97,7 @@ async def oauth_token(ctx: Ctx) -> Response:
             "scale_set_id": runner.scale_set_id or 0,
             "is_ephemeral": True,
             "labels": list(runner.labels),
+            "authorization_url": audience,
         },
     )
     return json_response(

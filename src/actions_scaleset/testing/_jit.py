@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ASSERTION_MAX_LIFETIME",
     "JwtRejected",
+    "authorization_url_v2",
     "build_jit_config",
     "credentials_file",
     "encode_jit_config",
@@ -124,6 +125,15 @@ def credentials_file(*, client_id: str, authorization_url: str, style: JitStyle)
             "RequireFipsCryptography": "False",
         }
     return {"Scheme": "OAuth", "Data": data}
+
+
+def authorization_url_v2(authorization_url: str) -> str:
+    """The runner's second token issuer (`authorizationUrlV2`) on the fake: `{authorizationUrl}/v2`.
+
+    A test adds it to a runner's `.credentials` with `enableAuthMigrationByDefault`;
+    the token endpoint then takes assertions for it too (runner-protocol.md §3.4).
+    """
+    return authorization_url.rstrip("/") + "/v2"
 
 
 def encode_jit_config(files: Mapping[str, Any]) -> str:
