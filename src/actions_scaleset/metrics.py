@@ -1,7 +1,9 @@
 """`PrometheusMetrics`: the listener's `MetricsRecorder` as ARC's `gha_*` metrics (spec: scaleset-api.md §10).
 
-Needs the `metrics` extra (`pip install 'actions-scaleset[metrics]'`); prometheus-client
-is imported only when a `PrometheusMetrics` is made.
+The names, labels and buckets are ARC's (`cmd/ghalistener/metrics/metrics.go` in
+actions/actions-runner-controller). Needs the `metrics` extra
+(`pip install "actions-scaleset[metrics]"`); prometheus-client is imported only when a
+`PrometheusMetrics` is made, and its absence raises `ModuleNotFoundError` saying so.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from .models import JobCompleted, JobStarted, RunnerScaleSetStatistic
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-__all__ = ["DEFAULT_BUCKETS", "PrometheusMetrics", "seconds_between"]
+__all__ = ["DEFAULT_BUCKETS", "INSTALL_HINT", "PrometheusMetrics", "seconds_between"]
+
+INSTALL_HINT: Final = (
+    'PrometheusMetrics needs prometheus-client: pip install "actions-scaleset[metrics]" '
+    '(from a checkout: pip install "./[metrics]")'
+)
 
 DEFAULT_BUCKETS: Final = (
     0.01, 0.05, 0.1, 0.5,
@@ -64,7 +71,10 @@ class PrometheusMetrics:
         registry: CollectorRegistry | None = None,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
     ) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        try:
+            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        except ImportError as exc:
+            raise ModuleNotFoundError(INSTALL_HINT, name=exc.name) from exc
 
         self.registry = registry if registry is not None else CollectorRegistry()
         self._enterprise = config.enterprise or ""

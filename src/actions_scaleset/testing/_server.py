@@ -58,7 +58,9 @@ async def serve_app(app: AsgiApp, host: str = "127.0.0.1", port: int = 0) -> Asy
         from hypercorn.utils import wrap_app
     except ImportError as exc:
         raise ModuleNotFoundError(
-            "FakeGitHub.serve() needs hypercorn: pip install 'actions-scaleset[testing]'"
+            'FakeGitHub.serve() needs hypercorn: pip install "actions-scaleset[testing]" '
+            '(from a checkout: pip install "./[testing]")',
+            name=exc.name,
         ) from exc
 
     config = Config()
