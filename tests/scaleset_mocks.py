@@ -13,7 +13,8 @@ MQ = "https://broker.actions.example/scalesets/message"
 
 
 def admin_jwt(exp: float, tag: str = "a") -> str:
-    """A JWT like the admin token: only its unverified `exp` matters to the client (spec §3.5)."""
+    """A JWT like the admin token: only its unverified `exp` matters to the client (docs/protocol.md,
+    "The admin token")."""
     return jwt.encode(
         {"exp": int(exp), "iat": int(exp) - 3600, "tag": tag},
         "not-verified-by-the-client-0123456789",

@@ -1,4 +1,5 @@
-"""ScaleSetClient: the registration exchange, the admin token and every scale-set endpoint (spec §3-§7)."""
+"""ScaleSetClient: the registration exchange, the admin token and every scale-set endpoint
+(docs/protocol.md, "Credentials and where they go", "Exception names in error bodies")."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def _client(clock: FakeClock, url: str = "https://github.com/acme") -> asc.Scale
 @pytest.mark.parametrize(
     ("base", "path", "params", "expected"),
     [
-        # spec §4.1 test: base …/tenant/123/ + /my/path?name=banana
+        # docs/protocol.md, "Building Actions-service URLs" test: base …/tenant/123/ + /my/path?name=banana
         (
             "https://x.example/tenant/123/",
             "/my/path?name=banana",
@@ -117,7 +118,7 @@ async def test_an_admin_token_near_expiry_is_refreshed_before_the_next_call(cloc
         clock.now += 3600 - 61  # 61 s left: still fine
         await client.get_scale_set_by_id(7)
         assert exchange.call_count == 1
-        clock.now += 2  # 59 s left: refresh first (spec §3.5: now + 60 s > exp)
+        clock.now += 2  # 59 s left: refresh first (docs/protocol.md, "The admin token": now + 60 s > exp)
         await client.get_scale_set_by_id(7)
         assert exchange.call_count == 2
     tokens = [c.request.headers["Authorization"] for c in route.calls]
@@ -217,7 +218,8 @@ async def test_the_admin_token_never_goes_to_the_github_api_host(clock: FakeCloc
             assert not auth.startswith("Bearer ey")
 
 
-# ---------------------------------------------------------------- the endpoint table (spec §5)
+# ---------------------------------------------------------------- the endpoint table (docs/protocol.md,
+# "Scale-set endpoints")
 
 
 def _scale_set_list(*items: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Config URL parsing (spec: scaleset-api.md §2)."""
+"""Config URL parsing (docs/protocol.md, "Credentials and where they go")."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ def test_query_and_fragment_are_ignored() -> None:
 
 
 def test_port_makes_github_com_a_ghes_host() -> None:
-    # spec §2: "The port is part of the host: github.com:443 is not hosted."
+    # docs/protocol.md, "Credentials and where they go":
+    # "The port is part of the host: github.com:443 is not hosted."
     config = GitHubConfig.parse("https://github.com:443/org", env=NO_ENV)
     assert not config.is_hosted
     assert config.api_url == "https://github.com:443/api/v3"

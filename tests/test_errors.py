@@ -1,4 +1,5 @@
-"""Error mapping: a pure function from a response to the typed error (spec: scaleset-api.md §7)."""
+"""Error mapping: a pure function from a response to the typed error (docs/protocol.md,
+"Exception names in error bodies")."""
 
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ def test_session_conflict_message_names_the_exception_and_the_request() -> None:
     ],
 )
 def test_type_name_is_matched_by_substring(type_name: str, cls: type[Exception]) -> None:
-    # spec §7.2: IsException uses strings.Contains, so short names match qualified ones
+    # docs/protocol.md, "Exception names in error bodies": IsException uses strings.Contains, so short
+    # names match qualified ones
     error = _map(404, json.dumps({"typeName": type_name, "message": "gone"}).encode())
     assert type(error) is cls
 
@@ -173,7 +175,7 @@ def test_github_request_id_is_carried() -> None:
     assert "X-GitHub-Request-Id ABCD:1234" in str(error)
 
 
-# GitHub REST rate limits (peers-and-style.md §4.5)
+# GitHub REST rate limits (docs/protocol.md, "Exception names in error bodies")
 
 
 def test_primary_rate_limit_waits_until_reset() -> None:
@@ -265,7 +267,7 @@ def test_secrets_in_a_body_or_url_never_reach_the_message() -> None:
 
 
 def test_vss_errors_map_by_type_key() -> None:
-    # runner-protocol.md §8.1: `typeKey` selects the exception of a VSS body
+    # docs/protocol.md, "Runner errors": `typeKey` selects the exception of a VSS body
     body = fixture_bytes("vss_wrapped_exception_error.json", RUNNER_FIXTURES)
     error = _map(404, body)
     assert isinstance(error, asc.RunnerSessionInvalidError)

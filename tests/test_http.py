@@ -60,13 +60,14 @@ def test_no_retry_after_the_last_attempt() -> None:
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 501])
 def test_actions_policy_does_not_retry_client_errors_or_501(status: int) -> None:
-    # spec §8.1: retry on 429 and >= 500 except 501, never on other 4xx
+    # docs/protocol.md, "Retries and timeouts": retry on 429 and >= 500 except 501, never on other 4xx
     assert ACTIONS_RETRY.delay_for_status(1, status, httpx.Headers(), now=0) is None
 
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_registration_policy_retries_401_and_403(status: int) -> None:
-    # spec §3.4: a new registration token is accepted lazily
+    # docs/protocol.md, "From your credentials to the admin token": a new registration token is accepted
+    # lazily
     assert REGISTRATION_RETRY.delay_for_status(1, status, httpx.Headers(), now=0) is not None
 
 
@@ -106,7 +107,8 @@ def test_rest_policy_waits_for_a_primary_rate_limit_reset_within_the_cap() -> No
 
 
 def test_poll_timeout_exceeds_the_fifty_second_long_poll() -> None:
-    # spec §8.2 and §11: the server holds a poll ~50 s before answering 202
+    # docs/protocol.md, "Retries and timeouts", "The long poll": the server holds a poll ~50 s before
+    # answering 202
     assert POLL_TIMEOUT.read is not None
     assert POLL_TIMEOUT.read > 50
 
@@ -210,7 +212,7 @@ async def test_unusable_bodies_raise_invalid_response(clock: FakeClock, body: by
 
 @respx.mock
 async def test_a_leading_bom_is_stripped(clock: FakeClock) -> None:
-    # spec §4.5: the Go clients strip a UTF-8 BOM before decoding
+    # docs/protocol.md, "Byte order marks": the Go clients strip a UTF-8 BOM before decoding
     respx.get(URL).mock(return_value=httpx.Response(200, content=b'\xef\xbb\xbf{"count":0}'))
     response = await _core(clock).request("GET", URL, policy=NO_RETRY)
     assert decode_json(response, "a list") == {"count": 0}

@@ -1,4 +1,5 @@
-"""Listener: start-up, per-message order, redelivery, reconnects, cancellation (spec §9, §13)."""
+"""Listener: start-up, per-message order, redelivery, reconnects, cancellation (docs/protocol.md,
+"Listener semantics", "Quirks and why the SDK handles them")."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def completed(request_id: int) -> dict[str, Any]:
 
 
 class FakeQueue:
-    """The server side: redelivers what is not acknowledged, as the real queue does (spec §11)."""
+    """The server side: redelivers what is not acknowledged, as the real queue does (docs/protocol.md,
+    "The long poll")."""
 
     def __init__(self, messages: Sequence[asc.RunnerScaleSetMessage | Exception | None]) -> None:
         self.script = list(messages)

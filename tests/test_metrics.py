@@ -1,4 +1,4 @@
-"""PrometheusMetrics: ARC's gha_* metric set (spec: scaleset-api.md §10)."""
+"""PrometheusMetrics: ARC's gha_* metric set (docs/protocol.md, "Listener semantics")."""
 
 from __future__ import annotations
 

@@ -42,6 +42,13 @@ def test_no_project_file_points_at_a_folder_beside_the_repository() -> None:
     assert offenders == []
 
 
+def test_no_project_file_cites_the_spec_users_cannot_open() -> None:
+    # users have docs/protocol.md and the peers' sources, not the spec the code was written from
+    needle = ("spec " + "\u00a7").encode()
+    offenders = [str(path.relative_to(ROOT)) for path in project_files() if needle in path.read_bytes()]
+    assert offenders == []
+
+
 def test_the_fixture_folders_are_inside_the_repository_and_hold_files() -> None:
     for folder in (support.FIXTURES, support.SCALESET_FIXTURES, support.RUNNER_FIXTURES):
         assert inside_root(folder), folder

@@ -122,7 +122,8 @@ async def test_a_missing_scale_set_is_raised_at_once(clock: FakeClock, github: r
 async def test_an_unusable_session_is_refused(
     clock: FakeClock, github: respx.MockRouter, changes: dict[str, Any]
 ) -> None:
-    # spec §9.2: both listeners refuse a session without statistics; scaleset also a nil sessionId
+    # docs/protocol.md, "A 409 from a stale session": both listeners refuse a session without statistics;
+    # scaleset also a nil sessionId
     github.post(url__startswith=SESSIONS).mock(
         return_value=httpx.Response(200, json=_session_body(**changes))
     )

@@ -1,7 +1,8 @@
 """`ScaleSetClient`: the runner-registration exchange, the admin token and the scale-set API.
 
-Wire: scaleset-api.md §1 (three credentials), §3.4-3.5 (exchange and admin token),
-§4.1 (URL rules), §5 (endpoints), §7 (errors).
+See docs/protocol.md: "Credentials and where they go", "The admin token",
+"From your credentials to the admin token", "Building Actions-service URLs",
+"Scale-set endpoints" and "Exception names in error bodies".
 """
 
 from __future__ import annotations
@@ -65,14 +66,15 @@ logger = logging.getLogger("actions_scaleset.actions")
 
 API_VERSION: Final = "6.0-preview"
 ADMIN_TOKEN_MARGIN: Final = 60.0
-"""Refresh the admin token when it is within a minute of its `exp` (spec §3.5)."""
+"""Refresh the admin token when it is within a minute of its `exp` (docs/protocol.md, "The admin token")."""
 DEFAULT_RUNNER_GROUP_ID: Final = 1
 _SCALE_SETS: Final = "_apis/runtime/runnerscalesets"
 _AGENTS: Final = "_apis/distributedtask/pools/0/agents"
 
 
 def actions_url(base: str, path: str, params: Mapping[str, str | int] | None = None) -> str:
-    """An Actions-service URL: `base` joined with `path`, `api-version` added (spec §4.1).
+    """An Actions-service URL: `base` joined with `path`, `api-version` added (docs/protocol.md,
+    "Building Actions-service URLs").
 
     Pure. Like Go's `url.JoinPath`, `//` collapses and a trailing slash on `path` is
     kept. Query keys are sorted as Go's `Values.Encode` does, and every value is
@@ -95,7 +97,8 @@ def actions_url(base: str, path: str, params: Mapping[str, str | int] | None = N
 
 
 def token_expiry(token: str) -> float | None:
-    """The `exp` claim of a JWT, read without verifying it (spec §3.5); None when unreadable.
+    """The `exp` claim of a JWT, read without verifying it (docs/protocol.md, "The admin token"); None when
+    unreadable.
 
     Only the payload segment is decoded: the signature is never checked, so a
     token whose signature is not even valid base64 still yields its expiry.
@@ -185,7 +188,8 @@ class ScaleSetClient(HTTPLifecycle):
     # ------------------------------------------------------------------ admin connection
 
     async def _exchange(self) -> tuple[_AdminConnection, float | None]:
-        """Registration token → `actions/runner-registration` → {url, token} (spec §3.4)."""
+        """Registration token → `actions/runner-registration` → {url, token} (docs/protocol.md,
+        "From your credentials to the admin token")."""
         registration = await self.github.create_registration_token()
         url = self.config.api("/actions/runner-registration")
 
@@ -232,7 +236,8 @@ class ScaleSetClient(HTTPLifecycle):
         """Send to the Actions service with the admin token, refreshing it once on a 401.
 
         `auth` replaces the admin token (acquirejobs is sent with the message-queue
-        token to the admin base URL, spec §4.3); a 401 then raises `unauthorized`
+        token to the admin base URL, docs/protocol.md, "Acknowledging and acquiring"); a 401 then raises
+        `unauthorized`
         for the caller to handle. `scale_set_id` goes into the `User-Agent`.
         """
         headers = {"Content-Type": "application/json", "User-Agent": self.user_agent(scale_set_id)}
@@ -303,7 +308,7 @@ class ScaleSetClient(HTTPLifecycle):
             if runner_setting is not None
             else RunnerSetting(disable_update=True),
         )
-        # spec §5: the service answers 200, not 201
+        # docs/protocol.md, "Scale-set endpoints": the service answers 200, not 201
         response = await self.actions_request("POST", _SCALE_SETS, json=body, expect=(200, 201))
         created = decode_model(response, RunnerScaleSet, "a scale set")
         logger.info("created scale set %d %r in runner group %d", created.id, created.name, runner_group_id)
@@ -373,7 +378,7 @@ class ScaleSetClient(HTTPLifecycle):
 
     async def get_runner_group(self, name: str) -> RunnerGroup:
         """The runner group called `name`; `RunnerGroupNotFoundError` when there is none."""
-        # spec §5: the trailing slash is part of the path
+        # docs/protocol.md, "Scale-set endpoints": the trailing slash is part of the path
         response = await self.actions_request(
             "GET", "_apis/runtime/runnergroups/", params={"groupName": name}
         )

@@ -1,4 +1,5 @@
-"""GitHub config URLs: scope, names and the REST API base (spec: scaleset-api.md §2). Pure."""
+"""GitHub config URLs: scope, names and the REST API base (docs/protocol.md,
+"Credentials and where they go"). Pure."""
 
 from __future__ import annotations
 

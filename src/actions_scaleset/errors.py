@@ -43,9 +43,10 @@ Every exception the public API raises is an `ActionsScaleSetError`::
                 └── RunnerSessionConflictError        409 on broker session create
 
 Actions-service exceptions are chosen by a substring of the body's `typeName`
-(spec: scaleset-api.md §7.2), VSS runner errors by `typeKey`, broker errors by `errorKind`, OAuth errors by
-`error` (runner-protocol.md §8.1), REST rate limits as GitHub's docs say
-(peers-and-style.md §4.5). No message ever contains a token or a key.
+(docs/protocol.md, "Exception names in error bodies"), VSS runner errors by `typeKey`, broker errors by
+`errorKind`, OAuth errors by
+`error` (docs/protocol.md, "Runner errors"), REST rate limits as GitHub's docs say
+(docs/protocol.md, "Exception names in error bodies"). No message ever contains a token or a key.
 """
 
 from __future__ import annotations
@@ -291,7 +292,7 @@ class SecondaryRateLimitError(RateLimitError):
     """Too many requests too fast (GitHub's secondary limits)."""
 
 
-# Actions service exceptions (spec: scaleset-api.md §7.2)
+# Actions service exceptions (docs/protocol.md, "Exception names in error bodies")
 
 
 class JobStillRunningError(BadRequestError):
@@ -299,7 +300,8 @@ class JobStillRunningError(BadRequestError):
 
 
 class MessageQueueTokenExpiredError(AuthenticationError):
-    """The message-queue token was refused; refresh the session (spec §3.6)."""
+    """The message-queue token was refused; refresh the session (docs/protocol.md,
+    "The message-queue token")."""
 
 
 class ScaleSetNotFoundError(NotFoundError):
@@ -322,7 +324,7 @@ class RunnerExistsError(ConflictError):
     """A runner with that name is already registered."""
 
 
-# Runner protocol (spec: runner-protocol.md §8.1)
+# Runner protocol (docs/protocol.md, "Runner errors")
 
 
 class OAuthError(HTTPStatusError):
@@ -397,7 +399,8 @@ _BY_STATUS: Final[Mapping[int, type[HTTPStatusError]]] = {
     429: RateLimitError,
 }
 
-# Substrings of `typeName`, matched in order (spec §7.2: strings.Contains).
+# Substrings of `typeName`, matched in order (docs/protocol.md, "Exception names in error bodies":
+# strings.Contains).
 _BY_TYPE_NAME: Final[tuple[tuple[str, type[HTTPStatusError]], ...]] = (
     ("RunnerScaleSetSessionConflictException", SessionConflictError),
     ("RunnerScaleSetNotFoundException", ScaleSetNotFoundError),
@@ -414,7 +417,7 @@ _BY_ERROR_KIND: Final[Mapping[str, type[BrokerError]]] = {
     "AcknowledgeJobNotFound": AcknowledgeJobNotFoundError,
 }
 
-# VSS (pipelines, v1 runner) bodies name their exception in `typeKey` (runner-protocol.md §8.1).
+# VSS (pipelines, v1 runner) bodies name their exception in `typeKey` (docs/protocol.md, "Runner errors").
 _BY_TYPE_KEY: Final[Mapping[str, type[BrokerError]]] = {
     "TaskAgentSessionExpiredException": RunnerSessionInvalidError,
     "TaskAgentSessionConflictException": RunnerSessionConflictError,

@@ -1,4 +1,5 @@
-"""`GitHubClient`: the GitHub REST calls runner management needs (spec: scaleset-api.md §3.3)."""
+"""`GitHubClient`: the GitHub REST calls runner management needs (docs/protocol.md,
+"From your credentials to the admin token")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`Listener`: the loop most users want: poll, acquire, tell the `Scaler`, ack.
 
-Wire and semantics: scaleset-api.md §9 (listener), §10 (metrics), §13 (what crashes
-GitHub's listener, each handled here).
+See docs/protocol.md, "Listener semantics", and "Quirks and why the SDK handles them" for
+what crashes GitHub's listener, each handled here.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ class Scaler(Protocol):
 
 
 class MetricsRecorder(Protocol):
-    """Where the listener reports what ARC exports as `gha_*` metrics (spec §10)."""
+    """Where the listener reports what ARC exports as `gha_*` metrics (docs/protocol.md,
+    "Listener semantics")."""
 
     def record_statistics(self, statistics: RunnerScaleSetStatistic) -> None: ...
     def record_job_started(self, job: JobStarted) -> None: ...
@@ -102,7 +103,8 @@ class NoopMetrics:
 def desired_runners(statistics: RunnerScaleSetStatistic, *, minimum: int, maximum: int) -> int:
     """`min(maximum, minimum + totalAssignedJobs)`: scale on assigned jobs, never on message counts.
 
-    `minimum` is the number of idle runners to keep (ARC ADR 2023-11-02, spec §9.6).
+    `minimum` is the number of idle runners to keep (ARC ADR 2023-11-02, docs/protocol.md,
+    "Listener semantics").
     """
     return max(0, min(maximum, minimum + max(0, statistics.total_assigned_jobs)))
 

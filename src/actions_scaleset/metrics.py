@@ -1,4 +1,5 @@
-"""`PrometheusMetrics`: the listener's `MetricsRecorder` as ARC's `gha_*` metrics (spec: scaleset-api.md §10).
+"""`PrometheusMetrics`: the listener's `MetricsRecorder` as ARC's `gha_*` metrics (docs/protocol.md,
+"Listener semantics").
 
 The names, labels and buckets are ARC's (`cmd/ghalistener/metrics/metrics.go` in
 actions/actions-runner-controller). Needs the `metrics` extra

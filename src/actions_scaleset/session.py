@@ -1,7 +1,7 @@
 """`MessageSession`: one scale set's message session, long poll, ack and acquire.
 
-Wire: scaleset-api.md §3.6 (message-queue token), §4.3 (queue requests), §5 (session
-endpoints), §9.2 (409 conflicts), §9.7 (shutdown), §11 (long poll, redelivery).
+See docs/protocol.md: "The message-queue token", "The long poll",
+"Acknowledging and acquiring", "A 409 from a stale session" and "Listener semantics".
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ T = TypeVar("T")
 DEFAULT_CONFLICT_TIMEOUT: Final = 300.0
 """How long `open()` waits out a stale session (409) before raising."""
 DEFAULT_CLOSE_TIMEOUT: Final = 30.0
-"""How long deleting the session may take on exit (spec §9.7: ARC's legacy listener uses 30 s)."""
+"""How long deleting the session may take on exit (docs/protocol.md, "Listener semantics": ARC's legacy
+listener uses 30 s)."""
 CONFLICT_BACKOFF: Final = RetryPolicy(max_attempts=1_000_000, initial_delay=5.0, max_delay=30.0, jitter=0.25)
 MQ_TOKEN_MARGIN: Final = 60.0
 """Refresh the message-queue token this long before its JWT `exp`, when it has one."""
@@ -337,7 +338,8 @@ class MessageSession:
     async def acquire_jobs(self, runner_request_ids: Sequence[int]) -> list[int]:
         """Acquire jobs for this scale set; returns the ids actually acquired.
 
-        Sent to the Actions service with the message-queue token (spec §4.3).
+        Sent to the Actions service with the message-queue token (docs/protocol.md,
+        "Acknowledging and acquiring").
         """
         ids = [int(i) for i in runner_request_ids]
         if not ids:

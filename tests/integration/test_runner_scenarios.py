@@ -1,7 +1,9 @@
 """The runner side against FakeGitHub: a RunnerClient from generate_jit_config, end to end.
 
-runner-protocol.md §10 (the minimal runner algorithm), §6.2 (renewal), §6.3
-(cancellation), §4.4 and §8.3 (session conflicts), §3 (OAuth token refresh).
+docs/protocol.md, "The runner side" (the minimal runner algorithm), docs/protocol.md, "Wire format"
+(renewal), docs/protocol.md, "Wire format"
+(cancellation), docs/protocol.md, "User-Agent", "Retries and timeouts" (session conflicts),
+docs/protocol.md, "Credentials and where they go" (OAuth token refresh).
 """
 
 from __future__ import annotations

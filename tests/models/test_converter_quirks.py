@@ -1,4 +1,5 @@
-"""The converter's wire quirks on the Actions-service models (spec §4.5, §6)."""
+"""The converter's wire quirks on the Actions-service models (docs/protocol.md, "Byte order marks",
+"Wire format")."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def test_times_decode_from_dotnet_text(text: str, expected: datetime | None) -> 
 
 
 def test_a_none_time_is_sent_as_the_zero_time() -> None:
-    # spec §6: "a zero time encodes as 0001-01-01T00:00:00Z"
+    # docs/protocol.md, "Wire format": "a zero time encodes as 0001-01-01T00:00:00Z"
     assert format_timestamp(None) == ZERO_TIME
     assert unstructure(RunnerScaleSet(id=1))["createdOn"] == ZERO_TIME
 
@@ -74,7 +75,7 @@ def test_times_are_sent_in_utc() -> None:
 
 
 def test_keys_match_case_insensitively() -> None:
-    # spec §4.5: Go's encoding/json matches field names case-insensitively
+    # docs/protocol.md, "Byte order marks": Go's encoding/json matches field names case-insensitively
     scale_set = structure(
         {"ID": 3, "runnersetting": {"DisableUpdate": True}, "Labels": [{"NAME": "x"}]}, RunnerScaleSet
     )
@@ -97,7 +98,7 @@ def test_unknown_fields_are_ignored() -> None:
 
 
 def test_a_json_null_reads_as_an_absent_field_as_in_go() -> None:
-    # spec §6 conventions: Go's encoding/json leaves a field at its zero value on null
+    # docs/protocol.md, "Wire format" conventions: Go's encoding/json leaves a field at its zero value on null
     wire = {
         "id": 4,
         "name": None,
@@ -111,7 +112,7 @@ def test_a_json_null_reads_as_an_absent_field_as_in_go() -> None:
 
 
 def test_a_nil_session_id_reads_as_none() -> None:
-    # spec §9.2: scaleset refuses a session whose id is the nil UUID
+    # docs/protocol.md, "A 409 from a stale session": scaleset refuses a session whose id is the nil UUID
     session = structure(
         {**SESSION, "sessionId": "00000000-0000-0000-0000-000000000000"}, RunnerScaleSetSession
     )
@@ -120,7 +121,7 @@ def test_a_nil_session_id_reads_as_none() -> None:
 
 
 def test_a_session_without_an_id_marshals_with_the_nil_uuid() -> None:
-    # spec §6: scaleset always sends sessionId, the nil UUID when there is none
+    # docs/protocol.md, "Wire format": scaleset always sends sessionId, the nil UUID when there is none
     wire = unstructure(structure(SESSION, RunnerScaleSetSession))
 
     assert wire["sessionId"] == "00000000-0000-0000-0000-000000000000"
@@ -128,7 +129,7 @@ def test_a_session_without_an_id_marshals_with_the_nil_uuid() -> None:
 
 
 def test_the_admin_connection_keeps_its_plain_keys() -> None:
-    # spec §6: `{"url": string, "token": string}`, the one model that is not camelCase
+    # docs/protocol.md, "Wire format": `{"url": string, "token": string}`, the one model that is not camelCase
     connection = ActionsServiceAdminConnection(url="https://x/", token=Secret("j.w.t"))
 
     assert unstructure(connection) == {"url": "https://x/", "token": "j.w.t"}

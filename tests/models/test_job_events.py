@@ -1,4 +1,5 @@
-"""The message `body`: a JSON list in a string, parsed once into typed job events (spec §6)."""
+"""The message `body`: a JSON list in a string, parsed once into typed job events (docs/protocol.md,
+"Wire format")."""
 
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ def test_the_five_events_decode_in_order_to_their_types() -> None:
     )
     assert succeeded.finish_time == datetime(2026, 5, 4, 10, 7, 20, 50000, tzinfo=UTC)
 
-    # spec §6: canceled before it reached a runner, so no runner and a zero runnerAssignTime
+    # docs/protocol.md, "Wire format": canceled before it reached a runner, so no runner and a zero
+    # runnerAssignTime
     assert isinstance(canceled, JobCompleted)
     assert (canceled.result, canceled.runner_id, canceled.runner_name) == ("canceled", 0, "")
     assert canceled.runner_assign_time is None
@@ -125,14 +127,14 @@ def test_a_message_without_a_body_has_no_events() -> None:
 
 
 def test_a_null_body_reads_as_empty_as_go_does() -> None:
-    # spec §6: Go's encoding/json leaves a string unchanged on `null`.
+    # docs/protocol.md, "Wire format": Go's encoding/json leaves a string unchanged on `null`.
     decoded = structure({**message(""), "body": None}, RunnerScaleSetMessage)
 
     assert (decoded.body, decoded.events) == ("", ())
 
 
 def test_a_bom_before_the_body_is_tolerated() -> None:
-    # spec §4.5: clients strip a UTF-8 BOM
+    # docs/protocol.md, "Byte order marks": clients strip a UTF-8 BOM
     body = load_fixture("message_job_messages.json")["body"]
 
     assert parse_job_events("\ufeff" + body) == parse_job_events(body)
@@ -155,7 +157,7 @@ def test_an_event_without_a_message_type_is_kept_as_unknown() -> None:
 
 
 def test_event_keys_match_case_insensitively_as_in_go() -> None:
-    # spec §4.5: "field names match case-insensitively"
+    # docs/protocol.md, "Byte order marks": "field names match case-insensitively"
     (event,) = parse_job_events('[{"MessageType": "JobStarted", "RUNNERREQUESTID": 3, "runnername": "r-1"}]')
 
     assert event == JobStarted(runner_request_id=3, runner_name="r-1")
@@ -175,7 +177,7 @@ def test_absent_event_fields_take_go_zero_values() -> None:
 
 
 def test_a_message_of_another_type_keeps_its_body_unparsed() -> None:
-    # spec §6: only RunnerScaleSetJobMessages carries job messages; what to do with
+    # docs/protocol.md, "Wire format": only RunnerScaleSetJobMessages carries job messages; what to do with
     # another type is the session's decision, so decoding does not fail on it.
     decoded = structure(message("not json", message_type="SomethingElse"), RunnerScaleSetMessage)
 
@@ -218,7 +220,7 @@ def test_a_body_that_is_not_a_list_of_job_messages_is_an_invalid_response(body: 
 
 @pytest.mark.parametrize("body", [[], {}, 5, True])
 def test_a_body_that_is_not_a_string_is_an_invalid_response(body: object) -> None:
-    # spec §6: the body is double-encoded, a JSON string holding the list
+    # docs/protocol.md, "Wire format": the body is double-encoded, a JSON string holding the list
     with pytest.raises(InvalidResponseError, match="body"):
         structure({**message(""), "body": body}, RunnerScaleSetMessage)
 

@@ -1,4 +1,5 @@
-"""Request bodies are what GitHub's Go clients send (spec §5, §6; the *_request*.json fixtures)."""
+"""Request bodies are what GitHub's Go clients send (docs/protocol.md, "Scale-set endpoints",
+"Wire format"; the *_request*.json fixtures)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def test_the_create_body_is_the_one_the_legacy_client_sends() -> None:
 
 
 def test_a_group_change_sends_only_the_group_with_the_empty_setting_and_zero_time() -> None:
-    # spec §6: update bodies are sparse, but RunnerSetting:{} and the zero createdOn still go
+    # docs/protocol.md, "Wire format": update bodies are sparse, but RunnerSetting:{} and the zero
+    # createdOn still go
     assert scale_set_request_body(runner_group_id=3) == load_fixture("runner_scale_set_update_request.json")
 
 
@@ -56,7 +58,7 @@ def test_a_rename_sends_only_the_name() -> None:
     [["linux"], [Label("linux")], [Label("linux", "")]],
 )
 def test_a_label_type_defaults_to_system(labels: list[str | Label]) -> None:
-    # spec §6: scaleset defaults an empty label type to "System"
+    # docs/protocol.md, "Wire format": scaleset defaults an empty label type to "System"
     assert scale_set_request_body(labels=labels)["labels"] == [{"type": "System", "name": "linux"}]
 
 
@@ -72,14 +74,15 @@ def test_one_string_is_not_taken_for_a_list_of_labels() -> None:
 
 
 def test_false_runner_settings_are_left_out_as_go_omitempty_does() -> None:
-    # spec §6: each RunnerSetting field is omitempty, and Go's omitempty omits false
+    # docs/protocol.md, "Wire format": each RunnerSetting field is omitempty, and Go's omitempty omits false
     setting = RunnerSetting(ephemeral=False, is_elastic=None, disable_update=True)
 
     assert scale_set_request_body(runner_setting=setting)["RunnerSetting"] == {"disableUpdate": True}
 
 
 def test_a_whole_scale_set_marshals_with_go_omitempty() -> None:
-    # spec §6: id, name, group, labels, jit url and statistics are omitempty; RunnerSetting
+    # docs/protocol.md, "Wire format": id, name, group, labels, jit url and statistics are omitempty;
+    # RunnerSetting
     # and createdOn are structs, always sent
     assert unstructure(RunnerScaleSet(id=5)) == {
         "id": 5,
@@ -95,7 +98,7 @@ def test_the_session_body_is_the_one_scaleset_sends_with_a_nil_session_id() -> N
 
 
 def test_the_jit_body_always_sends_the_work_folder() -> None:
-    # spec §6: no omitempty, so workFolder:"" is sent
+    # docs/protocol.md, "Wire format": no omitempty, so workFolder:"" is sent
     body = jit_config_request_body(name="arc-runner-set-897p8-runner-xwp5k")
 
     assert body == load_fixture("jit_config_request.json")

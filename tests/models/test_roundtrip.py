@@ -45,7 +45,9 @@ KNOWN_EVENT_TYPES = {"JobAvailable", "JobAssigned", "JobStarted", "JobCompleted"
 
 text = st.text(max_size=20)
 int64 = st.integers(-(2**63), 2**63 - 1)
-ids = st.integers(1, 2**53)  # a response always carries a positive id; a zero id is omitempty (spec §6)
+ids = st.integers(
+    1, 2**53
+)  # a response always carries a positive id; a zero id is omitempty (docs/protocol.md, "Wire format")
 times = st.none() | st.datetimes(
     min_value=datetime(1970, 1, 1),
     max_value=datetime(9998, 12, 31),
@@ -54,7 +56,8 @@ times = st.none() | st.datetimes(
 secrets = st.builds(Secret, text)
 labels = st.lists(st.builds(Label, text, text), max_size=3).map(tuple)
 strings = st.lists(text, max_size=3).map(tuple)
-# Go's omitempty never sends false (spec §6), so false and unset are one value on the wire.
+# Go's omitempty never sends false (docs/protocol.md, "Wire format"), so false and unset are one value on
+# the wire.
 maybe_true = st.sampled_from([None, True])
 settings = st.builds(RunnerSetting, ephemeral=maybe_true, is_elastic=maybe_true, disable_update=maybe_true)
 statistics = st.builds(
@@ -192,7 +195,8 @@ def test_parse_job_events_reads_what_format_job_events_writes(value: tuple[JobEv
 
 @given(models)
 def test_nothing_marshals_to_null(model: Any) -> None:
-    # Go's clients never send null for these types (spec §6): None is left out or a zero value
+    # Go's clients never send null for these types (docs/protocol.md, "Wire format"): None is left out or a
+    # zero value
     def has_null(value: Any) -> bool:
         if isinstance(value, dict):
             return any(has_null(item) for item in value.values())

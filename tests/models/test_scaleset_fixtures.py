@@ -1,4 +1,5 @@
-"""Every response fixture in tests/fixtures/scaleset decodes to the values it holds (spec §6, §14)."""
+"""Every response fixture in tests/fixtures/scaleset decodes to the values it holds (docs/protocol.md,
+"Wire format", "Sources")."""
 
 from __future__ import annotations
 
@@ -216,7 +217,7 @@ def test_acquirable_jobs_decode() -> None:
 
 
 def test_the_go_test_servers_acquirable_jobs_without_value_is_an_empty_list() -> None:
-    # spec §6: "The ARC test server returns {"count": 0} with no value".
+    # docs/protocol.md, "Wire format": "The ARC test server returns {"count": 0} with no value".
     assert structure({"count": 0}, AcquirableJobList).value == ()
 
 
@@ -227,7 +228,7 @@ def test_acquired_job_ids_decode() -> None:
 
 
 def test_the_go_test_servers_acquired_ids_without_count_decode() -> None:
-    # spec §5: "The ARC test server returns just {"value":[1]}".
+    # docs/protocol.md, "Scale-set endpoints": "The ARC test server returns just {"value":[1]}".
     assert structure({"value": [1]}, Int64List).value == (1,)
 
 

@@ -1,4 +1,5 @@
-"""RunnerClient against a scripted broker and run service (spec: runner-protocol.md §4.3, §5, §6, §8.3)."""
+"""RunnerClient against a scripted broker and run service (docs/protocol.md, "Sessions",
+"Polling and runner messages", "Acquire, renew, complete")."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ async def test_entering_opens_a_broker_session_with_the_runners_identity(rsa_key
         assert broker.delete_session.call_count == 1
         delete = broker.delete_session.calls.last.request
         assert delete.content == b""
-        assert delete.url.query == b""  # the token names the session (spec §4.3)
+        assert delete.url.query == b""  # the token names the session (docs/protocol.md, "Sessions")
 
 
 async def test_a_job_flows_from_request_to_completion(rsa_key: RSAPrivateKey) -> None:

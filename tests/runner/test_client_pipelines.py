@@ -1,4 +1,5 @@
-"""RunnerClient on the pipelines (v1) flow: encrypted session, deletes, job-request PATCHes (§4.2, §6.6)."""
+"""RunnerClient on the pipelines (v1) flow: encrypted session, deletes, job-request PATCHes
+(docs/protocol.md, "Broker (v2) and pipelines (v1)")."""
 
 from __future__ import annotations
 

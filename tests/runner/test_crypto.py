@@ -1,4 +1,4 @@
-"""v1 session-key unwrap and message decryption (spec: runner-protocol.md §4.2)."""
+"""v1 session-key unwrap and message decryption (docs/protocol.md, "Broker (v2) and pipelines (v1)")."""
 
 from __future__ import annotations
 

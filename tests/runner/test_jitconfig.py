@@ -1,4 +1,4 @@
-"""JIT config decoding, encoding and writing (spec: runner-protocol.md §2)."""
+"""JIT config decoding, encoding and writing (docs/protocol.md, "JIT configs")."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_the_scale_set_fixture_decodes_with_native_values_and_camel_case_data() 
     assert config.runner.agent_id == decoded[".runner"]["AgentId"] == 6858
     assert config.runner.pool_id == 5
     assert config.runner.ephemeral is True
-    assert config.runner.github_url is None  # absent in JIT configs (spec §2.2)
+    assert config.runner.github_url is None  # absent in JIT configs (docs/protocol.md, "JIT configs")
     assert config.credentials.client_id == decoded[".credentials"]["Data"]["clientId"]
     assert config.credentials.require_fips_cryptography is False
 

@@ -1,4 +1,5 @@
-"""Lock renewal, step reporting, logs and completion (spec: runner-protocol.md §6.2-6.5)."""
+"""Lock renewal, step reporting, logs and completion (docs/protocol.md, "Acquire, renew, complete",
+"Results service and logs")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Parsing runner messages and job messages (spec: runner-protocol.md §5.3, §6.1)."""
+"""Parsing runner messages and job messages (docs/protocol.md, "Polling and runner messages",
+"Acquire, renew, complete")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The runner's client assertion and token exchange (spec: runner-protocol.md §3)."""
+"""The runner's client assertion and token exchange (docs/protocol.md, "The OAuth client assertion")."""
 
 from __future__ import annotations
 

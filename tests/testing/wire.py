@@ -189,7 +189,7 @@ def client_assertion(
     audience: str | None = None,
     algorithm: str = "RS256",
 ) -> str:
-    """The runner's client assertion, exactly per runner-protocol.md §3.1."""
+    """The runner's client assertion, exactly per docs/protocol.md, "The OAuth client assertion"."""
     import jwt
 
     client_id = credential(files, "clientId")

@@ -47,7 +47,8 @@ logger = logging.getLogger("actions_scaleset.http")
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 POLL_TIMEOUT: Final = httpx.Timeout(70.0, connect=10.0)
-"""Above the ~50 s the message queue holds a long poll before it answers 202 (spec §11)."""
+"""Above the ~50 s the message queue holds a long poll before it answers 202 (docs/protocol.md,
+"The long poll")."""
 
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 _UNSET: Final[Any] = object()
@@ -237,7 +238,7 @@ class HTTPCore:
 
 
 def decode_json(response: httpx.Response, what: str) -> Any:
-    """The JSON of a response body, tolerating a UTF-8 BOM (spec §4.5).
+    """The JSON of a response body, tolerating a UTF-8 BOM (docs/protocol.md, "Byte order marks").
 
     An empty or malformed body raises `InvalidResponseError` naming `what` was expected.
     """

@@ -1,7 +1,7 @@
 """`RetryPolicy`: every retry decision in one value object, with presets per endpoint class.
 
 The delay function is pure: status, headers, body and time come in, seconds (or
-"give up") come out. Spec: scaleset-api.md §3.4 and §8.1; peers-and-style.md §4.4-4.5.
+"give up") come out. See docs/protocol.md, "Retries and timeouts", and docs/retries.md.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ DEFAULT_RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 
 # Transport errors after which the request surely never reached the server.
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-# Transport errors that a retry cannot fix (spec §8.1: redirects, scheme, bad certificate).
+# Transport errors that a retry cannot fix (docs/protocol.md, "Retries and timeouts": redirects, scheme,
+# bad certificate).
 _NEVER_RETRIED: Final = (httpx.UnsupportedProtocol, httpx.TooManyRedirects, httpx.InvalidURL)
 
 
@@ -139,10 +140,11 @@ REST_RETRY: Final = RetryPolicy(max_attempts=4, rate_limit_aware=True)
 REGISTRATION_RETRY: Final = RetryPolicy(
     max_attempts=5, retry_statuses=DEFAULT_RETRY_STATUSES | {401, 403}, max_delay=30.0
 )
-"""`actions/runner-registration`: a new registration token is accepted lazily (spec §3.4)."""
+"""`actions/runner-registration`: a new registration token is accepted lazily (docs/protocol.md,
+"From your credentials to the admin token")."""
 
 ACTIONS_RETRY: Final = RetryPolicy(max_attempts=5)
-"""The Actions service: transport errors, 429 and 5xx (spec §8.1)."""
+"""The Actions service: transport errors, 429 and 5xx (docs/protocol.md, "Retries and timeouts")."""
 
 MESSAGE_POLL_RETRY: Final = RetryPolicy(max_attempts=3, initial_delay=1.0, max_delay=10.0)
 """The long poll: a few quick retries; the listener reconnects with its own backoff."""

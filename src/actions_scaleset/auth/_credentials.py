@@ -1,4 +1,4 @@
-"""GitHub credentials: a personal access token or a GitHub App (spec: scaleset-api.md §3.1-3.2)."""
+"""GitHub credentials: a personal access token or a GitHub App (docs/protocol.md, "The GitHub App token")."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ __all__ = ["Credentials", "GitHubApp", "PersonalAccessToken"]
 logger = logging.getLogger("actions_scaleset.auth")
 
 APP_JWT_BACKDATE: Final = 60.0
-"""`iat` is set this far in the past, for clock skew (spec §3.2)."""
+"""`iat` is set this far in the past, for clock skew (docs/protocol.md, "The GitHub App token")."""
 APP_JWT_LIFETIME: Final = 540.0
 """`exp = iat + 9 min`: under GitHub's 10-minute maximum."""
 INSTALLATION_TOKEN_MARGIN: Final = 300.0
@@ -38,7 +38,8 @@ class Credentials(Protocol):
 
 
 class PersonalAccessToken:
-    """A classic or fine-grained personal access token, sent as `Bearer` (spec §3.3)."""
+    """A classic or fine-grained personal access token, sent as `Bearer` (docs/protocol.md,
+    "From your credentials to the admin token")."""
 
     __slots__ = ("_token",)
 

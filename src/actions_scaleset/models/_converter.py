@@ -1,4 +1,5 @@
-"""The one cattrs converter, and every wire quirk it handles (spec: scaleset-api.md §4.5, §6).
+"""The one cattrs converter, and every wire quirk it handles (docs/protocol.md, "Byte order marks",
+"Wire format").
 
 * camelCase on the wire, snake_case in Python, for classes marked `@camel_wire`
   (every Actions-service model but `ActionsServiceAdminConnection` is marked here);
@@ -317,7 +318,8 @@ del _cls
 
 # Models read and written with Go's encoding/json rules (nulls, omitempty, zero times).
 _GO_WIRE: Final = frozenset({*_CAMEL_WIRE, ActionsServiceAdminConnection})
-# Go `omitempty` fields (spec §6): left out when zero, empty or false. The rest is always sent.
+# Go `omitempty` fields (docs/protocol.md, "Wire format"): left out when zero, empty or false. The rest is
+# always sent.
 _OMIT_EMPTY: Final[Mapping[type, frozenset[str]]] = {
     RunnerScaleSet: frozenset(
         {"id", "name", "runner_group_id", "runner_group_name", "labels", "runner_jit_config_url"}
@@ -405,13 +407,14 @@ def _passthrough(value: Any, _: Any) -> Any:
 
 
 def _structure_session_id(value: Any, _: Any) -> str | None:
-    # scaleset always sends a session id, the nil UUID when there is none (spec §6, §9.2).
+    # scaleset always sends a session id, the nil UUID when there is none (docs/protocol.md, "Wire format",
+    # "A 409 from a stale session").
     text = _structure_str(value, str)
     return None if text in ("", NIL_UUID) else text
 
 
 def _with_events(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Parse a message's `body` once, when the message is decoded (spec §6)."""
+    """Parse a message's `body` once, when the message is decoded (docs/protocol.md, "Wire format")."""
     body = value.get("body", "")
     if not isinstance(body, str):
         raise TypeError(f"the message body must be a JSON string holding a list, not {_json_kind(body)}")
@@ -458,7 +461,8 @@ converter.register_unstructure_hook(UnknownJobEvent, _unstructure_unknown_event)
 
 
 def parse_job_events(body: str) -> tuple[JobEvent, ...]:
-    """The job events in a message `body`: a JSON list, double-encoded in a string (spec §6).
+    """The job events in a message `body`: a JSON list, double-encoded in a string (docs/protocol.md,
+    "Wire format").
 
     An empty body has none; a leading UTF-8 BOM is skipped. Elements dispatch on their
     `messageType`; an unknown type is kept as an `UnknownJobEvent`. Anything that is
@@ -520,7 +524,7 @@ def scale_set_request_body(
 
     None and zero fields are left out (Go `omitempty`), so an update names only what
     changes; `RunnerSetting` (`{}` when None) and the zero `createdOn` always go
-    (spec §6). A label given as a name, or with an empty type, has type `System`.
+    (docs/protocol.md, "Wire format"). A label given as a name, or with an empty type, has type `System`.
     No label is added for you: on create, scaleset uses the scale-set name when
     there is none.
     """
@@ -544,12 +548,14 @@ def _label(label: str | Label) -> Label:
 
 
 def session_request_body(*, owner_name: str) -> dict[str, Any]:
-    """The body of a session create: scaleset always sends the nil `sessionId` (spec §5, §12)."""
+    """The body of a session create: scaleset always sends the nil `sessionId` (docs/protocol.md,
+    "Scale-set endpoints")."""
     return {"sessionId": NIL_UUID, "ownerName": owner_name}
 
 
 def jit_config_request_body(*, name: str, work_folder: str = "") -> dict[str, Any]:
-    """The body of `generatejitconfig`; `workFolder` is always sent, even empty (spec §6)."""
+    """The body of `generatejitconfig`; `workFolder` is always sent, even empty (docs/protocol.md,
+    "Wire format")."""
     return {"name": name, "workFolder": work_folder}
 
 

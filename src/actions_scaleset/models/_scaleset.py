@@ -1,4 +1,5 @@
-"""Actions-service payloads: scale sets, sessions, messages, job events, JIT configs (spec §6).
+"""Actions-service payloads: scale sets, sessions, messages, job events, JIT configs (docs/protocol.md,
+"Wire format").
 
 Plain frozen attrs classes with snake_case attributes. They know nothing about the
 wire: `_converter` maps their names to camelCase, handles the quirks (capital-R
@@ -48,7 +49,8 @@ __all__ = [
 T = TypeVar("T")
 
 JOB_MESSAGES_TYPE: Final = "RunnerScaleSetJobMessages"
-"""The only `messageType` of a `RunnerScaleSetMessage` whose body holds job events (spec §6)."""
+"""The only `messageType` of a `RunnerScaleSetMessage` whose body holds job events (docs/protocol.md,
+"Wire format")."""
 
 
 def _repo(owner: str, repository: str) -> str:
@@ -77,7 +79,8 @@ class RunnerSetting:
 
 @attrs.frozen(kw_only=True, repr=False)
 class RunnerScaleSetStatistic:
-    """Job and runner counts for a scale set. Scale on `total_assigned_jobs` (spec §9.4)."""
+    """Job and runner counts for a scale set. Scale on `total_assigned_jobs` (docs/protocol.md,
+    "Listener semantics")."""
 
     total_available_jobs: int = 0
     total_acquired_jobs: int = 0
@@ -121,7 +124,8 @@ class RunnerScaleSet:
 
 @attrs.frozen(kw_only=True, repr=False)
 class RunnerScaleSetSession:
-    """A message session: where to long-poll and the token for it (spec §6, §9.2)."""
+    """A message session: where to long-poll and the token for it (docs/protocol.md, "Wire format",
+    "A 409 from a stale session")."""
 
     session_id: str | None = None
     owner_name: str = ""
@@ -246,7 +250,7 @@ class RunnerScaleSetMessage:
     """One long-poll answer: job events and the scale set's current statistics.
 
     `events` is parsed once, when the message is decoded, from `body` (a JSON
-    string holding a list, spec §6); it is empty when `message_type` is not
+    string holding a list, docs/protocol.md, "Wire format"); it is empty when `message_type` is not
     `RunnerScaleSetJobMessages`. Scale on `statistics`, not on event counts.
     """
 
@@ -293,7 +297,8 @@ class RunnerScaleSetMessage:
 
 @attrs.frozen(kw_only=True, repr=False)
 class AcquirableJob:
-    """An element of the legacy `acquirablejobs` list (spec §6); `message_type` is likely `JobAvailable`."""
+    """An element of the legacy `acquirablejobs` list (docs/protocol.md, "Wire format"); `message_type` is
+    likely `JobAvailable`."""
 
     acquire_job_url: str = ""
     message_type: str = ""

@@ -1,4 +1,5 @@
-"""Be a self-hosted runner: JIT config, OAuth, broker and pipelines sessions, jobs (spec: runner-protocol.md).
+"""Be a self-hosted runner: JIT config, OAuth, broker and pipelines sessions, jobs (docs/protocol.md,
+"The runner side").
 
 ```python
 from actions_scaleset.runner import JitConfig, RunnerClient

@@ -1,4 +1,5 @@
-"""The broker (v2) session, long poll and acknowledgement (spec: runner-protocol.md §4.1, §4.3, §5).
+"""The broker (v2) session, long poll and acknowledgement (docs/protocol.md, "Sessions",
+"Polling and runner messages").
 
 URL, query and body building are pure functions shared with the pipelines (v1)
 connection; `BrokerConnection` is the thin I/O around them.
@@ -39,11 +40,14 @@ DEFAULT_RUNNER_VERSION: Final = "2.336.0"
 NIL_GUID: Final = "00000000-0000-0000-0000-000000000000"
 
 SESSION_RETRY: Final = RetryPolicy(max_attempts=4, initial_delay=5.0, max_delay=30.0)
-"""Session create/delete: transport errors, 429 and 5xx (spec §8.3: retried, 30 s apart at the listener)."""
+"""Session create/delete: transport errors, 429 and 5xx (docs/protocol.md, "Polling and runner messages":
+retried, 30 s apart at the listener)."""
 POLL_RETRY: Final = RetryPolicy(max_attempts=5, initial_delay=5.0, max_delay=15.0, multiplier=1.75)
-"""The message poll: up to 5 tries, 5-15 s apart (spec §8.3, broker row)."""
+"""The message poll: up to 5 tries, 5-15 s apart (docs/protocol.md, "Polling and runner messages", broker
+row)."""
 POLL_TIMEOUT: Final = httpx.Timeout(100.0, connect=10.0)
-"""Broker calls time out after 100 s; the broker holds a poll for under a minute (spec §5.1)."""
+"""Broker calls time out after 100 s; the broker holds a poll for under a minute (docs/protocol.md,
+"Polling and runner messages")."""
 ACK_TIMEOUT: Final = httpx.Timeout(5.0)
 SESSION_DELETE_TIMEOUT: Final = 30.0
 
@@ -63,7 +67,8 @@ class RunnerIdentity:
 
 
 def runner_os(system: str | None = None) -> str:
-    """`Linux` / `macOS` / `Windows` from `platform.system()` (spec §5.1; not validated by github.com)."""
+    """`Linux` / `macOS` / `Windows` from `platform.system()` (docs/protocol.md,
+    "Polling and runner messages"; not validated by github.com)."""
     name = (system if system is not None else platform.system()).lower()
     return {"darwin": "macOS", "windows": "Windows"}.get(
         name, "Linux" if name == "linux" else name.capitalize()
@@ -99,7 +104,8 @@ def join_url(base: str, path: str) -> str:
 
 
 def session_request_body(identity: RunnerIdentity) -> dict[str, Any]:
-    """`TaskAgentSession` for session create, both flows (spec §4.1). `useFipsEncryption` is always false."""
+    """`TaskAgentSession` for session create, both flows (docs/protocol.md, "Sessions").
+    `useFipsEncryption` is always false."""
     return {
         "sessionId": NIL_GUID,
         "ownerName": identity.owner_name,
@@ -151,7 +157,8 @@ def read_session_id(payload: Any) -> str:
 def message_from_response(response: httpx.Response, *, decrypt: Any = None) -> RunnerMessage | None:
     """A polled message, or None for "no message" (202, 204, or a 2xx without a usable JSON body).
 
-    An empty or broken body is logged and treated as no message, never fatal (spec §5.1).
+    An empty or broken body is logged and treated as no message, never fatal (docs/protocol.md,
+    "Polling and runner messages").
     """
     if response.status_code != 200 or not response.content.strip():
         return None
@@ -197,7 +204,7 @@ class BrokerConnection:
             url,
             policy=SESSION_RETRY,
             auth=self.tokens.auth_for(url, v2=True),
-            # The broker rejects the api-version media-type parameter (spec §4.3).
+            # The broker rejects the api-version media-type parameter (docs/protocol.md, "Sessions").
             headers={"Accept": "application/json"},
             json=session_request_body(self.identity),
             expect=(200, 201),
@@ -210,7 +217,8 @@ class BrokerConnection:
         return self.session_id
 
     async def delete_session(self) -> None:
-        """`DELETE {broker}session`: no body, no query; the token names the session (spec §4.3)."""
+        """`DELETE {broker}session`: no body, no query; the token names the session (docs/protocol.md,
+        "Sessions")."""
         url = join_url(self.base_url, "session")
         await self.http.request(
             "DELETE", url, policy=NO_RETRY, auth=self.tokens.auth_for(url, v2=True), expect=(200, 202, 204)
@@ -233,7 +241,7 @@ class BrokerConnection:
         return message_from_response(response)
 
     async def acknowledge(self, request: RunnerJobRequest, status: str) -> None:
-        """Best effort, 5 s, no retries (spec §5.2)."""
+        """Best effort, 5 s, no retries (docs/protocol.md, "Polling and runner messages")."""
         url = join_url(self.base_url, "acknowledge")
         await self.http.request(
             "POST",
@@ -253,7 +261,8 @@ class BrokerConnection:
         )
 
     async def delete_message(self, message: RunnerMessage) -> None:
-        """The broker has no message delete (`DeleteMessageAsync` is a no-op, spec §5.2)."""
+        """The broker has no message delete (`DeleteMessageAsync` is a no-op, docs/protocol.md,
+        "Polling and runner messages")."""
 
     def migrate(self, broker_base_url: str) -> None:
         """Follow a `BrokerMigration` to another broker, keeping the session id."""

@@ -4,7 +4,7 @@ The command's output (stdout and stderr, masked) is echoed locally and uploaded
 as the step log; the job completes `succeeded` on exit status 0, `failed`
 otherwise (with the runner's "Process completed with exit code N." annotation),
 or `canceled` after a `JobCancellation`. The process exit code follows the
-official runner (spec: runner-protocol.md §8.4): 0 done, 1 terminated error,
+official runner (docs/protocol.md, "Runner errors"): 0 done, 1 terminated error,
 2 retryable, 5 session conflict.
 """
 
@@ -59,7 +59,8 @@ Echo = Callable[[str], None]
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """The official runner's exit code for an error that stopped it (§8.4, §8.3)."""
+    """The official runner's exit code for an error that stopped it (docs/protocol.md, "Runner errors",
+    "Polling and runner messages")."""
     if isinstance(exc, RunnerSessionConflictError):
         return EXIT_SESSION_CONFLICT
     if isinstance(exc, TransportError | ServerError):
@@ -68,7 +69,8 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def cancel_grace(timeout: timedelta | None) -> float:
-    """How long a cancelled command gets before it is killed: `max(timeout, 60 s) - 15 s` (§6.3)."""
+    """How long a cancelled command gets before it is killed: `max(timeout, 60 s) - 15 s`
+    (docs/protocol.md, "Polling and runner messages")."""
     seconds = timeout.total_seconds() if timeout is not None else 0.0
     return max(seconds, MIN_CANCEL_GRACE) - CANCEL_MARGIN
 
@@ -210,7 +212,8 @@ async def serve(
                     try:
                         job = await runner.acquire_job(request)
                     except (HTTPStatusError, RequestError) as exc:
-                        # 404/409/422 skip the job; other failures drop it after the retries (§6.1).
+                        # 404/409/422 skip the job; other failures drop it after the retries
+                        # (docs/protocol.md, "Acquire, renew, complete").
                         logger.warning("could not take job %s: %s", request.runner_request_id, exc.message)
                         continue
                     try:

@@ -1,4 +1,5 @@
-"""`RunnerClient`: a Python program as a self-hosted runner (spec: runner-protocol.md §1.1, §8.3, §10).
+"""`RunnerClient`: a Python program as a self-hosted runner (docs/protocol.md, "The runner side",
+"Polling and runner messages").
 
 The client opens a session (broker v2, or pipelines v1 for GHES), polls for
 messages in a background task, hands job requests to `job_requests()`,
@@ -87,12 +88,14 @@ __all__ = ["RunnerClient", "classify_poll_error", "poll_backoff"]
 logger = logging.getLogger("actions_scaleset.runner")
 
 SESSION_CONFLICT_TIMEOUT: Final = 240.0
-"""A 409 on session create is retried for 4 minutes (spec §4.4)."""
+"""A 409 on session create is retried for 4 minutes (docs/protocol.md, "Sessions")."""
 SESSION_RETRY_INTERVAL: Final = 30.0
 CLOCK_SKEW_TIMEOUT: Final = 1800.0
-"""`Current server time is` token errors are retried for 30 minutes (spec §3.3)."""
+"""`Current server time is` token errors are retried for 30 minutes (docs/protocol.md,
+"The OAuth client assertion")."""
 MAX_POLL_FAILURES: Final = 10
-"""Consecutive failed polls before the runner gives up (broker listener, spec §8.3)."""
+"""Consecutive failed polls before the runner gives up (broker listener, docs/protocol.md,
+"Polling and runner messages")."""
 MAX_ACQUIRE_THROTTLE: Final = 60.0
 
 PollErrorAction = Literal["recreate", "fatal", "retry"]
@@ -125,7 +128,7 @@ def survives_auth_migration(exc: BaseException) -> bool:
 
 
 def classify_poll_error(exc: BaseException) -> PollErrorAction:
-    """What the listener does after a failed poll (spec §8.3).
+    """What the listener does after a failed poll (docs/protocol.md, "Polling and runner messages").
 
     `recreate`: the session expired (broker `RunnerSessionInvalid`, v1
     `TaskAgentSessionExpiredException`). `fatal`: the registration is gone, the
@@ -151,14 +154,16 @@ def classify_poll_error(exc: BaseException) -> PollErrorAction:
 
 
 def poll_backoff(consecutive_failures: int, random: float) -> float:
-    """15-30 s for the first 5 failures in a row, 30-60 s after (spec §8.3)."""
+    """15-30 s for the first 5 failures in a row, 30-60 s after (docs/protocol.md,
+    "Polling and runner messages")."""
     if consecutive_failures <= 5:
         return 15.0 + 15.0 * random
     return 30.0 + 30.0 * random
 
 
 def acquire_throttle(consecutive_failures: int) -> float:
-    """Before the next poll after failed acquisitions: 1 s, 2 s, 4 s … up to 60 s (spec §6.1)."""
+    """Before the next poll after failed acquisitions: 1 s, 2 s, 4 s … up to 60 s (docs/protocol.md,
+    "Acquire, renew, complete")."""
     if consecutive_failures <= 0:
         return 0.0
     return min(MAX_ACQUIRE_THROTTLE, 2.0 ** (consecutive_failures - 1))
@@ -361,7 +366,8 @@ class RunnerClient:
         await self.__aexit__(None, None, None)
 
     async def _fail_held_jobs(self) -> None:
-        """Complete jobs still held at exit as failed, as the listener does for a crashed worker (§6.4).
+        """Complete jobs still held at exit as failed, as the listener does for a crashed worker
+        (docs/protocol.md, "Acquire, renew, complete").
 
         Without it the job would stay "in progress" and the runner's slot taken.
         """
@@ -406,7 +412,8 @@ class RunnerClient:
         return True
 
     async def _create_session(self) -> None:
-        """Create the session; retry a 409 and token clock skew as the official listener does (§8.3).
+        """Create the session; retry a 409 and token clock skew as the official listener does
+        (docs/protocol.md, "Polling and runner messages").
 
         Under auth migration any broker session failure is retried after 30 s
         with migration off (`BrokerMessageListener.CreateSessionAsync`).
@@ -612,7 +619,8 @@ class RunnerClient:
     async def _offer(self, request: JobRequest) -> bool:
         """Acknowledge a job request and hand it to `job_requests()`; False leaves a v1 message undeleted."""
         if self.ephemeral and (self._acquired > 0 or self._finished):
-            # A run-once runner leaves a second job for another runner (spec §6.3).
+            # A run-once runner leaves a second job for another runner (docs/protocol.md,
+            # "Polling and runner messages").
             logger.info(
                 "ignoring job request %s: this ephemeral runner already took its job",
                 request.runner_request_id,

@@ -1,4 +1,4 @@
-"""Runner cryptography as pure functions (spec: runner-protocol.md §2.4, §4.2).
+"""Runner cryptography as pure functions (docs/protocol.md, "JIT configs", "Broker (v2) and pipelines (v1)").
 
 * .NET `RSAParameters` (unsigned big-endian base64 integers) <-> a `cryptography`
   RSA private key;
@@ -183,7 +183,8 @@ def unwrap_session_key(
 ) -> tuple[bytes, OaepHash]:
     """The AES key of a v1 session from `encryptionKey.value` (already base64-decoded).
 
-    Tries OAEP with `prefer` first, then the other hash (spec §4.2: SHA-256 works on
+    Tries OAEP with `prefer` first, then the other hash (docs/protocol.md,
+    "Broker (v2) and pipelines (v1)": SHA-256 works on
     github.com whatever `useFipsEncryption` says; SHA-1 is the code's non-FIPS choice).
     Returns the key and the hash that worked. Raises `InvalidResponseError`.
     """

@@ -1,4 +1,4 @@
-"""Just-in-time runner configs: decode, encode and write the runner's files (spec: runner-protocol.md §2).
+"""Just-in-time runner configs: decode, encode and write the runner's files (docs/protocol.md, "JIT configs").
 
 `blob = base64(JSON {file name: base64(file bytes)})`. The files are `.runner`
 (RunnerSettings), `.credentials` (CredentialData) and `.credentials_rsaparams`
@@ -142,7 +142,7 @@ def _dump(data: Any) -> bytes:
 
 @attrs.frozen
 class RunnerSettings:
-    """`.runner`: who the runner is and where its services are (spec §2.2).
+    """`.runner`: who the runner is and where its services are (docs/protocol.md, "JIT configs").
 
     `server_url` is the pipelines (v1) tenant, `server_url_v2` the broker (v2);
     `use_v2_flow` chooses between them.
@@ -215,7 +215,7 @@ class RunnerSettings:
 
 @attrs.frozen
 class RunnerCredentials:
-    """`.credentials`: how the runner gets its OAuth token (spec §2.3).
+    """`.credentials`: how the runner gets its OAuth token (docs/protocol.md, "JIT configs").
 
     Scheme `OAuth` signs a client assertion with the runner's RSA key; scheme
     `OAuthAccessToken` carries a static `access_token` (GitHub-hosted runners).
@@ -279,7 +279,7 @@ class RunnerCredentials:
             client_id=client_id,
             authorization_url=authorization_url,
             oauth_endpoint_url=d.text("oauthEndpointUrl") or None,
-            # Missing means false at runtime (spec §2.3).
+            # Missing means false at runtime (docs/protocol.md, "JIT configs").
             require_fips_cryptography=bool(d.boolean("requireFipsCryptography")),
             authorization_url_v2=d.text("authorizationUrlV2") or None,
             # The runner checks only that the key is there, not its value (`Runner.cs` `ExecuteCommand`).

@@ -1,4 +1,5 @@
-"""The job message (`AgentJobRequestMessage`) read into what a runner needs (spec: runner-protocol.md §6.1).
+"""The job message (`AgentJobRequestMessage`) read into what a runner needs (docs/protocol.md,
+"Acquire, renew, complete").
 
 Parsing is pure and lenient about everything the protocol does not use; a
 missing plan id, job id or `SystemVssConnection` raises `InvalidResponseError`.

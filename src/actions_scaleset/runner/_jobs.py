@@ -1,4 +1,5 @@
-"""An acquired job: lock renewal, step reporting, logs, completion (spec: runner-protocol.md §6).
+"""An acquired job: lock renewal, step reporting, logs, completion (docs/protocol.md,
+"Acquire, renew, complete").
 
 Request bodies, enum mappings and renewal delays are pure functions; `Job`
 and its two backends (run service for v2, pipelines job requests for v1) are
@@ -61,7 +62,8 @@ AnnotationLevel: TypeAlias = Literal["notice", "warning", "failure"]
 CONCLUSIONS: Final = frozenset(
     {"succeeded", "succeededWithIssues", "failed", "canceled", "skipped", "abandoned"}
 )
-# Results-service enums (spec §6.5): status 0 unknown / 3 in progress / 5 pending / 6 completed;
+# Results-service enums (docs/protocol.md, "Results service and logs"): status 0 unknown / 3 in progress /
+# 5 pending / 6 completed;
 # conclusion 0 unknown / 2 success / 3 failure / 4 cancelled / 7 skipped. As actions/runner
 # `ResultsHttpClient.ConvertStateToStatus` / `ConvertResultToConclusion` map them: anything else,
 # `abandoned` included, is 0.
@@ -78,7 +80,7 @@ AZURE_BLOB_STORAGE: Final = "BLOB_STORAGE_TYPE_AZURE"
 RENEW_INTERVAL: Final = 60.0
 FIRST_RENEWAL_ATTEMPTS: Final = 5
 LOCK_GRACE: Final = timedelta(minutes=5)
-"""Renewal keeps trying until `lockedUntil + 5 min` (spec §6.2)."""
+"""Renewal keeps trying until `lockedUntil + 5 min` (docs/protocol.md, "Acquire, renew, complete")."""
 ASSUMED_LOCK: Final = timedelta(minutes=10)
 RUN_SERVICE_RETRY: Final = RetryPolicy(
     max_attempts=5,
@@ -87,7 +89,8 @@ RUN_SERVICE_RETRY: Final = RetryPolicy(
     multiplier=1.75,
     retry_statuses=frozenset({403, 429, 500, 502, 503, 504}),
 )
-"""acquire/complete: up to 5 tries 5-15 s apart; 401, 404, 409, 422 are not retried (spec §6.1, §6.4)."""
+"""acquire/complete: up to 5 tries 5-15 s apart; 401, 404, 409, 422 are not retried (docs/protocol.md,
+"Acquire, renew, complete")."""
 RESULTS_RETRY: Final = RetryPolicy(max_attempts=4, initial_delay=1.0, max_delay=10.0)
 STEP_UPDATE_PATH: Final = "twirp/github.actions.results.api.v1.WorkflowStepUpdateService/WorkflowStepsUpdate"
 STEP_LOG_URL_PATH: Final = "twirp/results.services.receiver.Receiver/GetStepLogsSignedBlobURL"
@@ -100,7 +103,8 @@ _MASK: Final = "***"
 
 @attrs.frozen
 class Annotation:
-    """A check annotation, on the job or on a step (camelCase on the wire, spec §6.4)."""
+    """A check annotation, on the job or on a step (camelCase on the wire, docs/protocol.md,
+    "Acquire, renew, complete")."""
 
     message: str
     level: AnnotationLevel = "failure"
@@ -171,7 +175,8 @@ class Step:
 
 
 def _ms_timestamp(value: datetime | None) -> str | None:
-    """`yyyy-MM-ddTHH:mm:ss.fffZ`, as the results service takes (spec §6.5)."""
+    """`yyyy-MM-ddTHH:mm:ss.fffZ`, as the results service takes (docs/protocol.md,
+    "Results service and logs")."""
     if value is None:
         return None
     value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
@@ -196,7 +201,8 @@ def step_update_payload(step: Step) -> dict[str, Any]:
 
 
 def step_result_payload(step: Step) -> dict[str, Any]:
-    """A step in `completejob.stepResults`: snake_case, string enums (spec §6.4)."""
+    """A step in `completejob.stepResults`: snake_case, string enums (docs/protocol.md,
+    "Acquire, renew, complete")."""
     out: dict[str, Any] = {
         "external_id": step.external_id,
         "number": step.number,
@@ -228,7 +234,8 @@ def complete_job_body(
     telemetry: Sequence[Mapping[str, str]] = (),
     environment_url: str | None = None,
 ) -> dict[str, Any]:
-    """The `completejob` body (spec §6.4; fixture `run_completejob_request.json`)."""
+    """The `completejob` body (docs/protocol.md, "Acquire, renew, complete"; fixture
+    `run_completejob_request.json`)."""
     if conclusion not in CONCLUSIONS:
         raise ValueError(f"conclusion must be one of {', '.join(sorted(CONCLUSIONS))}, not {conclusion!r}")
     body: dict[str, Any] = {
@@ -266,7 +273,8 @@ def mask_line(line: str, secrets: Sequence[str]) -> str:
 
 
 def renewal_delay(consecutive_failures: int, random: float) -> float:
-    """Wait after a failed renewal: 5-15 s for the first 5 failures in a row, 15-30 s after (spec §6.2)."""
+    """Wait after a failed renewal: 5-15 s for the first 5 failures in a row, 15-30 s after
+    (docs/protocol.md, "Acquire, renew, complete")."""
     if consecutive_failures <= 5:
         return 5.0 + 10.0 * random
     return 15.0 + 15.0 * random
@@ -363,7 +371,8 @@ def _static_auth(url: str, token: Secret, kind: str) -> BearerAuth:
 
 
 class _RunServiceBackend:
-    """v2: `renewjob` / `completejob` on the run service with the job token (spec §6.2, §6.4)."""
+    """v2: `renewjob` / `completejob` on the run service with the job token (docs/protocol.md,
+    "Acquire, renew, complete")."""
 
     def __init__(self, http: HTTPCore, message: JobMessage) -> None:
         self.http = http
@@ -405,7 +414,8 @@ class _RunServiceBackend:
 
 
 class _PipelinesBackend:
-    """v1: renew and finish through `PATCH .../jobrequests/{requestId}` with the runner token (spec §6.6)."""
+    """v1: renew and finish through `PATCH .../jobrequests/{requestId}` with the runner token
+    (docs/protocol.md, "Broker (v2) and pipelines (v1)")."""
 
     def __init__(self, connection: PipelinesConnection, message: JobMessage) -> None:
         self.connection = connection
@@ -563,7 +573,8 @@ class Job:
         return {"workflow_run_backend_id": self.plan_id, "workflow_job_run_backend_id": self.job_id}
 
     async def update_steps(self, steps: Sequence[Step]) -> None:
-        """Report step states to the results service (`WorkflowStepsUpdate`, spec §6.5)."""
+        """Report step states to the results service (`WorkflowStepsUpdate`, docs/protocol.md,
+        "Results service and logs")."""
         self._change_order += 1
         body = {
             **self._ids(),
@@ -660,7 +671,8 @@ class Job:
 
 
 def acquire_body(request: RunnerJobRequest, runner_os: str) -> dict[str, Any]:
-    """The `acquirejob` body (spec §6.1; fixture `run_acquirejob_request.json`)."""
+    """The `acquirejob` body (docs/protocol.md, "Acquire, renew, complete"; fixture
+    `run_acquirejob_request.json`)."""
     body: dict[str, Any] = {"jobMessageId": request.runner_request_id, "runnerOS": runner_os}
     if request.billing_owner_id:
         body["billingOwnerId"] = request.billing_owner_id

@@ -1,4 +1,5 @@
-"""Runner messages from the broker (v2) and the pipelines queue (v1), parsed (spec: runner-protocol.md §5).
+"""Runner messages from the broker (v2) and the pipelines queue (v1), parsed (docs/protocol.md,
+"Polling and runner messages").
 
 The envelope is `{"messageId", "messageType", "iv", "body"}`; `body` is a JSON
 *string*, AES-encrypted on v1 when `iv` is set. `parse_message` returns one of
@@ -53,7 +54,8 @@ class MessageEnvelope:
 
 @attrs.frozen
 class RunnerJobRequest:
-    """v2 `RunnerJobRequest`: a reference to a job, fetched with `acquirejob` (spec §5.3, §6.1)."""
+    """v2 `RunnerJobRequest`: a reference to a job, fetched with `acquirejob` (docs/protocol.md,
+    "Polling and runner messages", "Acquire, renew, complete")."""
 
     runner_request_id: str
     run_service_url: str = ""
@@ -65,7 +67,8 @@ class RunnerJobRequest:
 
 @attrs.frozen
 class PipelineJobRequest:
-    """v1 `PipelineAgentJobRequest`: the whole job, already in the message (spec §6.6)."""
+    """v1 `PipelineAgentJobRequest`: the whole job, already in the message (docs/protocol.md,
+    "Broker (v2) and pipelines (v1)")."""
 
     job: JobMessage
     message_id: int | None = None
@@ -78,7 +81,8 @@ class PipelineJobRequest:
 @camel_wire
 @attrs.frozen
 class JobCancellation:
-    """Cancel the running job `job_id`; the worker gets `max(timeout, 60 s) - 15 s` to stop (spec §6.3)."""
+    """Cancel the running job `job_id`; the worker gets `max(timeout, 60 s) - 15 s` to stop
+    (docs/protocol.md, "Polling and runner messages")."""
 
     job_id: str
     timeout: timedelta | None = None
@@ -95,7 +99,8 @@ class ForceTokenRefresh:
 @camel_wire
 @attrs.frozen
 class BrokerMigration:
-    """Poll `{broker_base_url}message` from now on, keeping the session id (spec §5.3)."""
+    """Poll `{broker_base_url}message` from now on, keeping the session id (docs/protocol.md,
+    "Polling and runner messages")."""
 
     broker_base_url: str
     message_id: int | None = None

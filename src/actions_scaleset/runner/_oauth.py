@@ -1,4 +1,5 @@
-"""The runner's OAuth token: client assertion, token request, cache (spec: runner-protocol.md §3).
+"""The runner's OAuth token: client assertion, token request, cache (docs/protocol.md,
+"The OAuth client assertion").
 
 The assertion and the form are pure functions; `RunnerTokens` does the one POST,
 caches the token with `TokenCache` (single flight), refreshes it on 401 and
@@ -42,7 +43,8 @@ __all__ = [
 logger = logging.getLogger("actions_scaleset.runner")
 
 ASSERTION_LIFETIME: Final = 300
-"""`exp - nbf`: the server's maximum is exactly 5:00, and `exp` is computed from `nbf` (§3.1)."""
+"""`exp - nbf`: the server's maximum is exactly 5:00, and `exp` is computed from `nbf` (docs/protocol.md,
+"The OAuth client assertion")."""
 TOKEN_REFRESH_MARGIN: Final = 60.0
 """The access token is replaced this long before it expires."""
 CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -54,7 +56,8 @@ TOKEN_RETRY: Final = RetryPolicy(
     max_delay=160.0,
     retry_statuses=frozenset({429, 500, 502, 503, 504}),
 )
-"""The token endpoint: 429 and 5xx retried 5 times, exponential from 10 s (spec §3.3)."""
+"""The token endpoint: 429 and 5xx retried 5 times, exponential from 10 s (docs/protocol.md,
+"The OAuth client assertion")."""
 
 
 def build_client_assertion(
@@ -66,7 +69,7 @@ def build_client_assertion(
     fips: bool,
     jti: str | None = None,
 ) -> Secret:
-    """The client-assertion JWT (spec §3.1).
+    """The client-assertion JWT (docs/protocol.md, "The OAuth client assertion").
 
     PS256 (RSA-PSS/SHA-256, 32-byte salt) when `fips`, else RS256. Claims in the
     runner's order: `sub`, `jti`, `iss`, `aud`, `nbf`, `exp = nbf + 300`; no `iat`,
@@ -88,7 +91,8 @@ def build_client_assertion(
 
 
 def token_request_form(assertion: Secret) -> dict[str, str]:
-    """The form body of the token request (spec §3.2). The URN is the assertion *type*."""
+    """The form body of the token request (docs/protocol.md, "The OAuth client assertion"). The URN is the
+    assertion *type*."""
     return {
         "grant_type": "client_credentials",
         "client_assertion_type": CLIENT_ASSERTION_TYPE,
@@ -223,7 +227,8 @@ class RunnerTokens:
         return await self._exchange(credentials.authorization_url_v2, credentials.token_url_v2)
 
     async def _exchange(self, audience: str, token_url: str) -> tuple[Secret, float | None]:
-        """Sign an assertion for `audience` and POST it to `token_url` (spec §3.1, §3.2)."""
+        """Sign an assertion for `audience` and POST it to `token_url` (docs/protocol.md,
+        "The OAuth client assertion")."""
         credentials = self.credentials
         assert self._key is not None
         assertion = build_client_assertion(

@@ -1,4 +1,5 @@
-"""The pipelines (v1) session for GHES: encrypted messages, job-request PATCHes (spec §4.2, §6.6).
+"""The pipelines (v1) session for GHES: encrypted messages, job-request PATCHes (docs/protocol.md,
+"Broker (v2) and pipelines (v1)").
 
 The session's `encryptionKey` is unwrapped with the runner's RSA key (OAEP,
 SHA-256 then SHA-1); each message body is AES-CBC with its own IV. A
@@ -51,12 +52,14 @@ MESSAGE_API: Final = "6.0-preview.1"
 JOB_REQUEST_API: Final = "5.1-preview.1"
 LOCK_TOKEN: Final = "00000000-0000-0000-0000-000000000000"  # noqa: S105 - the nil lock GUID
 V1_TIMEOUT: Final = 60.0
-"""The v1 message and job-request connections time out after 60 s (spec §8.2)."""
+"""The v1 message and job-request connections time out after 60 s (docs/protocol.md,
+"Retries and timeouts")."""
 JOB_REQUEST_RETRY: Final = RetryPolicy(max_attempts=5, initial_delay=5.0, max_delay=15.0)
 
 
 def pipelines_headers(api_version: str, *, body: bool = False) -> dict[str, str]:
-    """VSS headers: api-version in `Accept` (and `Content-Type` for bodies), no sign-in redirects (§7)."""
+    """VSS headers: api-version in `Accept` (and `Content-Type` for bodies), no sign-in redirects
+    (docs/protocol.md, "Broker (v2) and pipelines (v1)")."""
     headers = {"Accept": f"application/json; api-version={api_version}", "X-TFS-FedAuthRedirect": "Suppress"}
     if body:
         headers["Content-Type"] = f"application/json; charset=utf-8; api-version={api_version}"
@@ -103,7 +106,8 @@ def session_key_from_response(payload: Mapping[str, Any], private_key: RSAPrivat
     if encryption_key.get("encrypted") is False:
         return raw
     # The code picks the OAEP hash from the response's useFipsEncryption; github.com uses
-    # SHA-256 whatever it says (spec §4.2, §11). Both are tried; the flag only orders them.
+    # SHA-256 whatever it says (docs/protocol.md, "Broker (v2) and pipelines (v1)"). Both are tried; the
+    # flag only orders them.
     prefer = "sha256" if payload.get("useFipsEncryption") is not False else "sha1"
     key, used = unwrap_session_key(private_key, raw, prefer=prefer)  # type: ignore[arg-type]
     logger.debug("unwrapped the session key with RSA-OAEP/%s", used.upper())
@@ -261,7 +265,8 @@ class PipelinesConnection:
         return message_from_response(response)
 
     async def delete_message(self, message: RunnerMessage) -> None:
-        """`DELETE .../messages/{id}?sessionId=` after handling (§5.2).
+        """`DELETE .../messages/{id}?sessionId=` after handling (docs/protocol.md,
+        "Polling and runner messages").
 
         A message the broker gave is not deleted on the pool: the broker has no
         delete, and its id names nothing in the pool queue.
@@ -309,7 +314,8 @@ class PipelinesConnection:
     async def renew_job_request(
         self, request_id: int, orchestration_id: str | None = None
     ) -> datetime | None:
-        """`PATCH .../jobrequests/{id}?lockToken=…` with `{"requestId"}`; returns `lockedUntil` (§6.6).
+        """`PATCH .../jobrequests/{id}?lockToken=…` with `{"requestId"}`; returns `lockedUntil`
+        (docs/protocol.md, "Broker (v2) and pipelines (v1)").
 
         `orchestration_id` goes in `X-VSS-OrchestrationId` (`TaskAgentHttpClient.RenewAgentRequestAsync`).
         """
@@ -333,7 +339,8 @@ class PipelinesConnection:
             raise invalid_response(response, "the job request's `lockedUntil` is not a timestamp") from None
 
     async def finish_job_request(self, request_id: int, result: str, finish_time: datetime) -> None:
-        """`PATCH .../jobrequests/{id}` with `{"requestId", "finishTime", "result"}` (spec §6.6)."""
+        """`PATCH .../jobrequests/{id}` with `{"requestId", "finishTime", "result"}` (docs/protocol.md,
+        "Broker (v2) and pipelines (v1)")."""
         url = self._pool_url(f"jobrequests/{request_id}")
         await self.http.request(
             "PATCH",

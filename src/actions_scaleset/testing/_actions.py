@@ -1,4 +1,5 @@
-"""The Actions service and the scale-set message queue (scaleset-api.md §4-7, §11).
+"""The Actions service and the scale-set message queue (docs/protocol.md, "Scale-set endpoints",
+"The long poll").
 
 Admin routes live under the tenant's admin URL and need the admin JWT and an
 `api-version` query parameter; `acquirejobs` takes the message-queue token on the

@@ -1,4 +1,5 @@
-"""The runner's front door: OAuth token endpoint and broker (runner-protocol.md §3-5).
+"""The runner's front door: OAuth token endpoint and broker (docs/protocol.md,
+"The OAuth client assertion", "Polling and runner messages").
 
 The token endpoint verifies the client assertion against the runner's registered
 public key, audience and five-minute lifetime cap; `{authorizationUrl}/v2` is the

@@ -1,7 +1,7 @@
 """Plain request/response values for the fake, and each service's error body.
 
 Every surface of the fake answers errors in the shape its real counterpart uses
-(spec: scaleset-api.md §7, runner-protocol.md §8.1): GitHub REST
+(docs/protocol.md, "Exception names in error bodies", docs/protocol.md, "Runner errors"): GitHub REST
 `{"message", "documentation_url", "status"}`, the Actions service
 `{"typeName", "message"}`, the broker `{"source", "errorKind", "statusCode",
 "errorMessage"}`, the run service `{"source", "statusCode", "errorMessage"}`, the
@@ -78,7 +78,7 @@ class BadBody(Exception):
 class Request:
     method: str
     path: str
-    """Decoded path, `//` collapsed (the service tolerates `…//_apis`, spec §4.3)."""
+    """Decoded path, `//` collapsed (the service tolerates `…//_apis`, docs/protocol.md, "The long poll")."""
     query: Mapping[str, str]
     """Last value of each parameter."""
     headers: Mapping[str, str]
@@ -153,7 +153,7 @@ def actions_type_name(short: str) -> str:
 
 
 def actions_error(status: int, exception: str, message: str) -> Response:
-    """Actions service: `{"typeName", "message"}` (spec §7.1)."""
+    """Actions service: `{"typeName", "message"}` (docs/protocol.md, "Exception names in error bodies")."""
     return json_response(
         status,
         {"typeName": actions_type_name(exception), "message": message},

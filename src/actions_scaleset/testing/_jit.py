@@ -2,9 +2,9 @@
 
 A JIT blob is `base64(JSON {file name: base64(file bytes)})` holding `.runner`,
 `.credentials` and `.credentials_rsaparams` (a fresh RSA key as .NET
-`RSAParameters`: unsigned big-endian standard base64), as in runner-protocol.md §2.
-The OAuth client assertion rules are runner-protocol.md §3.1; the App JWT rules
-are scaleset-api.md §3.2 and GitHub's ten-minute limit.
+`RSAParameters`: unsigned big-endian standard base64), as in docs/protocol.md, "JIT configs".
+The OAuth client assertion rules are docs/protocol.md, "The OAuth client assertion"; the App JWT rules
+are docs/protocol.md, "The GitHub App token" and GitHub's ten-minute limit.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ __all__ = [
 ]
 
 ASSERTION_MAX_LIFETIME: Final = 300
-"""The token endpoint caps `exp - nbf` at exactly five minutes (runner-protocol.md §3.1)."""
+"""The token endpoint caps `exp - nbf` at exactly five minutes (docs/protocol.md,
+"The OAuth client assertion")."""
 APP_JWT_MAX_LIFETIME: Final = 600
 CLOCK_SKEW: Final = 60
 
@@ -131,7 +132,7 @@ def authorization_url_v2(authorization_url: str) -> str:
     """The runner's second token issuer (`authorizationUrlV2`) on the fake: `{authorizationUrl}/v2`.
 
     A test adds it to a runner's `.credentials` with `enableAuthMigrationByDefault`;
-    the token endpoint then takes assertions for it too (runner-protocol.md §3.4).
+    the token endpoint then takes assertions for it too (docs/protocol.md, "Auth migration").
     """
     return authorization_url.rstrip("/") + "/v2"
 

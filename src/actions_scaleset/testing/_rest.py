@@ -1,4 +1,5 @@
-"""GitHub REST, GHES style under `/api/v3` (scaleset-api.md §2-3; GitHub's REST docs).
+"""GitHub REST, GHES style under `/api/v3` (docs/protocol.md, "Credentials and where they go"; GitHub's
+REST docs).
 
 App installation lookup and installation tokens (App JWT), registration and
 remove tokens, the `actions/runner-registration` exchange (`RemoteAuth`), REST
@@ -163,7 +164,8 @@ def _config_scope(config: GitHubConfig) -> ScopeKey:
 
 @route("runner_registration", "POST", rf"{_API}/actions/runner-registration", Surface.REST)
 async def runner_registration(ctx: Ctx) -> Response:
-    """`RemoteAuth <registration token>` + `{url, runner_event}` → the admin connection (spec §3.4)."""
+    """`RemoteAuth <registration token>` + `{url, runner_event}` → the admin connection (docs/protocol.md,
+    "From your credentials to the admin token")."""
     info = ctx.require((TokenKind.REGISTRATION,), schemes=("RemoteAuth",))
     body = ctx.json_object()
     url = ctx.field(body, "url", str)

@@ -1,4 +1,4 @@
-"""Run service, results service and signed log uploads (runner-protocol.md §6).
+"""Run service, results service and signed log uploads (docs/protocol.md, "Acquire, renew, complete").
 
 `acquirejob` takes the runner's OAuth token and returns the job message with a
 job-scoped token; `renewjob` and `completejob` accept only that job token (the

@@ -5,7 +5,7 @@ scale set's labels) → acquired (`acquirejobs`) → assigned, within the listen
 `X-ScaleSetMaxCapacity` → running (a runner of that scale set polled the broker
 and called `acquirejob`) → completed (`completejob`). An assigned job no runner
 starts in time is canceled and re-queued, at most `max_requeues` times
-(scaleset-api.md §6, §11). Statistics are computed from the jobs and runners,
+(docs/protocol.md, "Wire format", "The long poll"). Statistics are computed from the jobs and runners,
 never counted separately, so they are always consistent.
 
 No I/O and no URLs here; time comes from the injected clock, and `tick()` applies

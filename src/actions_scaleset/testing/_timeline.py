@@ -1,5 +1,5 @@
 """What the clock makes due: arrivals, session expiry, time-outs, routing, assignment,
-and the simulated runners' progress (scaleset-api.md §6, §11).
+and the simulated runners' progress (docs/protocol.md, "Wire format", "The long poll").
 
 `advance(state)` is `State.tick()`: each step reports whether it moved anything.
 """

@@ -1,4 +1,4 @@
-"""Wire JSON the fake sends, built from the spec's field lists (scaleset-api.md §6)."""
+"""Wire JSON the fake sends, built from the spec's field lists (docs/protocol.md, "Wire format")."""
 
 from __future__ import annotations
 
