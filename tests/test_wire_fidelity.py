@@ -12,7 +12,7 @@ import pytest
 import respx
 
 import actions_scaleset as asc
-from actions_scaleset._http import HTTPCore, with_query
+from actions_scaleset._http import HTTPCore, combine_url, resolve_url, with_query
 from actions_scaleset.errors import error_from_response
 from tests.keys import pem
 from tests.scaleset_mocks import API, admin_jwt, mock_exchange
@@ -361,3 +361,41 @@ async def test_an_installation_token_is_requested_with_the_content_type_githubs_
         async with asc.GitHubClient("https://github.com/acme", app, http=HTTPCore(clock=clock)) as github:
             await github.get_organization()
     assert mint.calls.last.request.headers["Content-Type"] == "application/vnd.github+json"
+
+
+# ---------------------------------------------------------------- runner URLs, joined as .NET joins them
+
+
+@pytest.mark.parametrize(
+    ("base", "relative", "expected"),
+    [
+        ("https://broker.actions.example/", "message", "https://broker.actions.example/message"),
+        ("https://broker.actions.example", "session", "https://broker.actions.example/session"),
+        ("https://run.actions.example/12/", "acquirejob", "https://run.actions.example/12/acquirejob"),
+        # no trailing slash: the last segment is replaced, as `new Uri(base, "renewjob")` does
+        ("https://run.actions.example/12", "renewjob", "https://run.actions.example/renewjob"),
+        # the base's query is not carried over to the resolved URL
+        (
+            "https://broker.actions.example/?tenant=1",
+            "acknowledge",
+            "https://broker.actions.example/acknowledge",
+        ),
+    ],
+)
+def test_broker_run_and_results_urls_resolve_as_dotnet_new_uri(
+    base: str, relative: str, expected: str
+) -> None:
+    assert resolve_url(base, relative) == expected
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("https://pipelines.actions.example/tenant", "https://pipelines.actions.example/tenant/_apis/x"),
+        ("https://pipelines.actions.example/tenant//", "https://pipelines.actions.example/tenant/_apis/x"),
+    ],
+)
+def test_pipelines_urls_keep_the_server_urls_last_segment_as_vss_combines_them(
+    base: str, expected: str
+) -> None:
+    assert combine_url(base, "_apis/x") == expected

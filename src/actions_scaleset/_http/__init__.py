@@ -19,7 +19,7 @@ from ._retry import (
     SINGLE_USE_RETRY,
     RetryPolicy,
 )
-from ._urls import url_problem, with_query
+from ._urls import combine_url, resolve_url, url_problem, with_query
 
 __all__ = [
     "ACTIONS_RETRY",
@@ -33,9 +33,11 @@ __all__ = [
     "HTTPCore",
     "HTTPLifecycle",
     "RetryPolicy",
+    "combine_url",
     "decode_json",
     "decode_model",
     "invalid_response",
+    "resolve_url",
     "url_problem",
     "user_agent",
     "with_query",

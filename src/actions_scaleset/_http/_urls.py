@@ -8,15 +8,38 @@ query instead, as `actions/scaleset` `getMessage` does with `u.Query()`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
-__all__ = ["url_problem", "with_query"]
+__all__ = ["combine_url", "resolve_url", "url_problem", "with_query"]
 
 
 def with_query(url: str | httpx.URL, params: Mapping[str, str]) -> httpx.URL:
     """`url` with `params` added to the query it already has; a key given again is replaced."""
     return httpx.URL(url).copy_merge_params(dict(params))
+
+
+def resolve_url(base: str, relative: str) -> str:
+    """`relative` resolved against `base` as .NET's `new Uri(base, relative)` does (RFC 3986).
+
+    The C# runner builds its broker, run-service and results URLs so: without a trailing
+    slash the base's last segment is replaced, and the base's query is not kept
+    (actions/runner `BrokerHttpClient`, `RunServiceHttpClient`, `ResultsHttpClient`).
+    """
+    return urljoin(base, relative)
+
+
+def combine_url(base: str, relative: str) -> str:
+    """`base` as a folder, then `relative`: how VSS clients join a server URL and a route.
+
+    Trailing slashes of the base path become one, so its last segment is kept
+    (actions/runner `UriUtility.Combine`, used by the pipelines (v1) clients).
+    """
+    scheme, netloc, path, query, _ = urlsplit(base)
+    rel_path, _, rel_query = relative.partition("?")
+    joined = path.rstrip("/") + "/" + rel_path.lstrip("/")
+    return urlunsplit((scheme, netloc, joined, "&".join(q for q in (query, rel_query) if q), ""))
 
 
 def url_problem(value: object) -> str | None:

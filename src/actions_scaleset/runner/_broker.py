@@ -17,7 +17,7 @@ from typing import Any, Final
 import attrs
 import httpx
 
-from .._http import NO_RETRY, HTTPCore, RetryPolicy, decode_json, invalid_response
+from .._http import NO_RETRY, HTTPCore, RetryPolicy, decode_json, invalid_response, resolve_url
 from ..errors import InvalidResponseError
 from ._messages import RunnerJobRequest, RunnerMessage, parse_message
 from ._oauth import RunnerTokens
@@ -26,7 +26,6 @@ __all__ = [
     "DEFAULT_RUNNER_VERSION",
     "BrokerConnection",
     "RunnerIdentity",
-    "join_url",
     "poll_params",
     "runner_architecture",
     "runner_os",
@@ -96,11 +95,6 @@ def default_owner_name() -> str:
 
 def default_os_description() -> str:
     return " ".join(part for part in (platform.system(), platform.release(), platform.version()) if part)
-
-
-def join_url(base: str, path: str) -> str:
-    """`base` + `path`, keeping the base's path (.NET resolution against a base ending in `/`)."""
-    return (base if base.endswith("/") else base + "/") + path.lstrip("/")
 
 
 def session_request_body(identity: RunnerIdentity) -> dict[str, Any]:
@@ -189,7 +183,7 @@ class BrokerConnection:
     ) -> None:
         self.http = http
         self.tokens = tokens
-        self.base_url = join_url(base_url, "")
+        self.base_url = base_url
         self.identity = identity
         self.poll_retry = poll_retry
         self.session_id: str | None = None
@@ -198,7 +192,7 @@ class BrokerConnection:
         return f"BrokerConnection({self.base_url!r}, session_id={self.session_id!r})"
 
     async def create_session(self) -> str:
-        url = join_url(self.base_url, "session")
+        url = resolve_url(self.base_url, "session")
         response = await self.http.request(
             "POST",
             url,
@@ -219,7 +213,7 @@ class BrokerConnection:
     async def delete_session(self) -> None:
         """`DELETE {broker}session`: no body, no query; the token names the session (docs/protocol.md,
         "Sessions")."""
-        url = join_url(self.base_url, "session")
+        url = resolve_url(self.base_url, "session")
         await self.http.request(
             "DELETE", url, policy=NO_RETRY, auth=self.tokens.auth_for(url, v2=True), expect=(200, 202, 204)
         )
@@ -227,7 +221,7 @@ class BrokerConnection:
         self.session_id = None
 
     async def get_message(self, status: str) -> RunnerMessage | None:
-        url = join_url(self.base_url, "message")
+        url = resolve_url(self.base_url, "message")
         response = await self.http.request(
             "GET",
             url,
@@ -242,7 +236,7 @@ class BrokerConnection:
 
     async def acknowledge(self, request: RunnerJobRequest, status: str) -> None:
         """Best effort, 5 s, no retries (docs/protocol.md, "Polling and runner messages")."""
-        url = join_url(self.base_url, "acknowledge")
+        url = resolve_url(self.base_url, "acknowledge")
         await self.http.request(
             "POST",
             url,
@@ -266,4 +260,4 @@ class BrokerConnection:
 
     def migrate(self, broker_base_url: str) -> None:
         """Follow a `BrokerMigration` to another broker, keeping the session id."""
-        self.base_url = join_url(broker_base_url, "")
+        self.base_url = broker_base_url

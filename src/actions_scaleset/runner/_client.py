@@ -22,7 +22,7 @@ import httpx
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._http import HTTPCore, decode_json, invalid_response
+from .._http import HTTPCore, decode_json, invalid_response, resolve_url
 from ..errors import (
     AcknowledgeJobNotFoundError,
     AuthenticationError,
@@ -47,7 +47,6 @@ from ._broker import (
     RunnerIdentity,
     default_os_description,
     default_owner_name,
-    join_url,
     runner_architecture,
     runner_os,
 )
@@ -691,7 +690,7 @@ class RunnerClient:
                 "the job request has no run_service_url (older services fetch jobs from the pipelines "
                 "service, which this runner does not support)"
             )
-        url = join_url(request.run_service_url, "acquirejob")
+        url = resolve_url(request.run_service_url, "acquirejob")
         try:
             response = await self.http.request(
                 "POST",

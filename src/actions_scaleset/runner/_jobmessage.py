@@ -105,7 +105,7 @@ class JobMessage:
 
     @property
     def run_service_url(self) -> str:
-        return _with_slash(self.system_connection.url)
+        return self.system_connection.url
 
     @property
     def results_url(self) -> str | None:
@@ -113,7 +113,7 @@ class JobMessage:
         variable = self.variables.get(RESULTS_ENDPOINT_VARIABLE)
         url = variable.value if variable is not None and variable.value else None
         url = url or _ci(self.system_connection.data, "ResultsServiceUrl")
-        return _with_slash(url) if isinstance(url, str) and url else None
+        return url if isinstance(url, str) and url else None
 
     @property
     def secret_values(self) -> tuple[str, ...]:
@@ -124,10 +124,6 @@ class JobMessage:
         if token:
             values.add(token.get_secret_value())
         return tuple(sorted(values, key=len, reverse=True))
-
-
-def _with_slash(url: str) -> str:
-    return url if url.endswith("/") else url + "/"
 
 
 def _ci(data: Mapping[str, Any], name: str) -> Any:

@@ -19,7 +19,7 @@ import anyio
 import attrs
 import httpx
 
-from .._http import HTTPCore, RetryPolicy, decode_json, invalid_response
+from .._http import HTTPCore, RetryPolicy, decode_json, invalid_response, resolve_url
 from .._secret import Secret
 from ..auth import BearerAuth
 from ..errors import (
@@ -31,7 +31,6 @@ from ..errors import (
     error_from_response,
 )
 from ..models import format_timestamp, parse_timestamp
-from ._broker import join_url
 from ._jobmessage import JobMessage, JobStepInfo, JobVariable, MaskHint
 from ._messages import JobCancellation, PipelineJobRequest, RunnerJobRequest
 from ._pipelines import PipelinesConnection, orchestration_id
@@ -381,7 +380,7 @@ class _RunServiceBackend:
         self.auth = _static_auth(self.url, message.job_token, "job token")
 
     async def renew(self) -> datetime | None:
-        url = join_url(self.url, "renewjob")
+        url = resolve_url(self.url, "renewjob")
         response = await self.http.request(
             "POST",
             url,
@@ -404,7 +403,7 @@ class _RunServiceBackend:
     async def complete(self, body: dict[str, Any], conclusion: Conclusion, finish_time: datetime) -> None:
         await self.http.request(
             "POST",
-            join_url(self.url, "completejob"),
+            resolve_url(self.url, "completejob"),
             policy=RUN_SERVICE_RETRY,
             auth=self.auth,
             headers={"Accept": "application/json"},
@@ -560,7 +559,7 @@ class Job:
                 "the job has no results service URL (`system.github.results_endpoint`); "
                 "v1 timeline reporting is not supported"
             )
-        return join_url(self.results_url, path), self._results_auth
+        return resolve_url(self.results_url, path), self._results_auth
 
     async def _twirp(self, path: str, body: dict[str, Any], what: str) -> Any:
         url, auth = self._results(path)

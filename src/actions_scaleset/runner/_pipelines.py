@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
-from .._http import NO_RETRY, HTTPCore, RetryPolicy, decode_json, invalid_response
+from .._http import NO_RETRY, HTTPCore, RetryPolicy, combine_url, decode_json, invalid_response, resolve_url
 from .._secret import Secret
 from ..errors import InvalidResponseError
 from ..models import format_timestamp, parse_timestamp
@@ -30,7 +30,6 @@ from ._broker import (
     POLL_RETRY,
     SESSION_RETRY,
     RunnerIdentity,
-    join_url,
     message_from_response,
     poll_params,
     read_session_id,
@@ -132,7 +131,7 @@ class PipelinesConnection:
     ) -> None:
         self.http = http
         self.tokens = tokens
-        self.server_url = join_url(server_url, "")
+        self.server_url = server_url
         self.pool_id = pool_id
         self.identity = identity
         self.poll_retry = poll_retry
@@ -151,7 +150,7 @@ class PipelinesConnection:
         return f"PipelinesConnection({self.server_url!r}, pool_id={self.pool_id}, session_id={session!r})"
 
     def _pool_url(self, path: str) -> str:
-        return join_url(self.server_url, f"_apis/distributedtask/pools/{self.pool_id}/{path}")
+        return combine_url(self.server_url, f"_apis/distributedtask/pools/{self.pool_id}/{path}")
 
     def _headers(self, api_version: str, *, body: bool = False, **extra: str) -> dict[str, str]:
         """VSS headers plus `X-TFS-Session` and a new `X-VSS-E2EID` (kept across this request's retries)."""
@@ -251,7 +250,7 @@ class PipelinesConnection:
 
     async def _get_broker_message(self, status: str) -> RunnerMessage | None:
         assert self.broker_url is not None
-        url = join_url(self.broker_url, "message")
+        url = resolve_url(self.broker_url, "message")
         response = await self.http.request(
             "GET",
             url,
@@ -289,7 +288,7 @@ class PipelinesConnection:
         """`RunnerJobRequest`s come from the broker after a migration and are acknowledged there."""
         if self.broker_url is None:
             return
-        url = join_url(self.broker_url, "acknowledge")
+        url = resolve_url(self.broker_url, "acknowledge")
         await self.http.request(
             "POST",
             url,
@@ -306,7 +305,7 @@ class PipelinesConnection:
 
     def migrate(self, broker_base_url: str) -> None:
         """Remember the broker a `BrokerMigration` names (polled with this pool session's id)."""
-        broker_url = join_url(broker_base_url, "")
+        broker_url = broker_base_url
         if broker_url != self.broker_url:
             logger.info("following BrokerMigration: polling %s with session %s", broker_url, self.session_id)
         self.broker_url = broker_url
