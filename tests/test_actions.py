@@ -202,6 +202,27 @@ async def test_a_bad_admin_connection_is_a_typed_error(clock: FakeClock, payload
                 await client.get_scale_set_by_id(7)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1/tenant/",
+        "https://pipelines.actions.example/\u0000tenant/",
+        "https://xn--zz.example/tenant/",
+    ],
+    ids=["broken-ipv6", "nul", "non-idna-host"],
+)
+async def test_an_unusable_actions_service_url_is_refused_when_it_is_adopted(
+    clock: FakeClock, url: str
+) -> None:
+    with respx.mock:
+        mock_exchange(respx.mock, exp=clock.now + 3600, admin_url=url)
+        async with _client(clock) as client:
+            with pytest.raises(
+                asc.InvalidResponseError, match=r"the Actions service connection's url is unusable: \w"
+            ):
+                await client.admin_url()
+
+
 @respx.mock
 async def test_the_admin_token_never_goes_to_the_github_api_host(clock: FakeClock) -> None:
     mock_exchange(respx.mock, exp=clock.now + 3600)

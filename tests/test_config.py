@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 
 import pytest
 from hypothesis import given
@@ -72,9 +73,51 @@ def test_leading_and_trailing_slashes_are_trimmed_and_kept_as_config_url() -> No
     assert config.config_url == "https://github.com/org/repo"
 
 
-def test_query_and_fragment_are_ignored() -> None:
-    config = GitHubConfig.parse("https://github.com/org/repo?tab=settings#x", env=NO_ENV)
-    assert (config.organization, config.repository) == ("org", "repo")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/org/repo?token=ghp_pastedhere0123456789",
+        "https://github.com/org#ghp_pastedhere0123456789",
+        "https://github.com/org/?ghp_pastedhere0123456789",
+        "https://github.com/org?",
+    ],
+)
+def test_a_query_or_fragment_is_refused_without_echoing_it(url: str) -> None:
+    # A token pasted into the query or fragment must not reach a message, a repr or a log.
+    with pytest.raises(InvalidConfigURLError) as info:
+        GitHubConfig.parse(url, env=NO_ENV)
+    assert "query or a fragment" in str(info.value)
+    assert "pastedhere" not in str(info.value)
+    assert "pastedhere" not in repr(info.value)
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+
+
+def test_an_org_page_url_reads_as_that_organization() -> None:
+    config = GitHubConfig.parse("https://github.com/orgs/acme/", env=NO_ENV)
+    assert (config.scope, config.organization, config.repository) == (Scope.ORGANIZATION, "acme", None)
+    assert config.config_url == "https://github.com/acme"  # what actions/runner-registration expects
+    assert config == GitHubConfig.parse("https://github.com/acme", env=NO_ENV)
+
+
+def test_an_org_page_url_on_ghes_reads_as_that_organization() -> None:
+    config = GitHubConfig.parse("https://ghes.example.com/Orgs/acme", env=NO_ENV)
+    assert (config.scope, config.organization) == (Scope.ORGANIZATION, "acme")
+    assert config.registration_token_path == "/orgs/acme/actions/runners/registration-token"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://☃.com/acme", "host is not a valid (IDNA) host name"),
+        ("https://xn--n3h.com/acme", "host is not a valid (IDNA) host name"),
+        ("https://gh.example/ac\x00me", "control character"),
+        ("http://10.0.0.999/acme", "not a valid IPv4 address"),
+    ],
+)
+def test_a_url_no_request_could_be_sent_to_is_refused_when_parsed(url: str, problem: str) -> None:
+    with pytest.raises(InvalidConfigURLError, match=re.escape(problem)):
+        GitHubConfig.parse(url, env=NO_ENV)
 
 
 def test_port_makes_github_com_a_ghes_host() -> None:
@@ -152,7 +195,7 @@ def test_a_non_string_url_is_a_typed_error() -> None:
 
 
 NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True).filter(
-    lambda s: s.lower() != "enterprises" and s not in (".", "..")
+    lambda s: s.lower() not in ("enterprises", "orgs") and s not in (".", "..")
 )
 HOSTED = st.sampled_from(["github.com", "www.github.com", "GitHub.com", "acme.ghe.com", "github.localhost"])
 GHES = st.from_regex(r"[a-z][a-z0-9-]{0,15}\.(example|corp|internal)(:[1-9][0-9]{1,3})?", fullmatch=True)

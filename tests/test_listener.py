@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
+from unittest.mock import AsyncMock
 
 import anyio
 import pytest
@@ -126,6 +127,9 @@ class FakeHTTP:
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
 
+    def random(self) -> float:
+        return 0.0
+
 
 class FakeClient:
     """Just what the Listener uses of a ScaleSetClient."""
@@ -223,6 +227,42 @@ def test_listener_arguments_are_validated() -> None:
         asc.Listener(FakeClient(queue), scaler=RecordingScaler(queue))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "method", ["handle_desired_runner_count", "handle_job_started", "handle_job_completed"]
+)
+def test_a_scaler_with_a_method_that_is_not_async_is_refused_naming_the_method(method: str) -> None:
+    queue = FakeQueue([])
+    scaler = RecordingScaler(queue)
+    setattr(scaler, method, lambda *args: None)  # a plain function: awaiting its result would fail later
+    with pytest.raises(TypeError, match=rf"RecordingScaler\.{method} must be a coroutine function"):
+        listener(FakeClient(queue), scaler)
+
+
+def test_a_scaler_without_one_of_the_methods_is_refused_naming_it() -> None:
+    class Partial:
+        async def handle_desired_runner_count(self, count: int) -> int:
+            return count
+
+        async def handle_job_started(self, job: asc.JobStarted) -> None:
+            pass
+
+    queue = FakeQueue([])
+    with pytest.raises(TypeError, match="handle_job_completed"):
+        listener(FakeClient(queue), Partial())  # type: ignore[arg-type]
+
+
+def test_a_scaler_of_async_mocks_or_async_callables_is_accepted() -> None:
+    class AsyncCallable:
+        async def __call__(self, job: asc.JobStarted) -> None:
+            pass
+
+    queue = FakeQueue([])
+    listener(FakeClient(queue), AsyncMock(spec=asc.Scaler))
+    scaler = RecordingScaler(queue)
+    scaler.handle_job_started = AsyncCallable()  # type: ignore[method-assign]
+    listener(FakeClient(queue), scaler)
+
+
 # ---------------------------------------------------------------- behaviour
 
 
@@ -275,6 +315,26 @@ async def test_a_failing_scaler_leaves_the_message_unacked_so_it_comes_back() ->
     assert client.http.slept  # it paused before taking the message again
 
 
+async def test_a_failure_count_is_reset_by_a_good_poll_not_by_an_open_session() -> None:
+    # A session that opens but whose every poll fails must not reconnect at the first backoff forever.
+    queue = FakeQueue([asc.ServerError("boom", status_code=503)] * 3 + [None, asc.NetworkError("reset")])
+    client = FakeClient(queue)
+    with pytest.raises(Drained):
+        await listener(client, RecordingScaler(queue)).run()
+    assert client.http.slept == [1.0, 2.0, 4.0, 1.0]
+
+
+async def test_a_scale_set_gone_again_right_after_being_recreated_is_recreated_with_backoff() -> None:
+    queue = FakeQueue([message(5, [available(1)])])
+    gone = [asc.ScaleSetNotFoundError("gone", status_code=404) for _ in range(3)]
+    client = FakeClient(queue, session_errors=gone)
+    lsn = listener(client, RecordingScaler(queue), ensure=asc.EnsureScaleSet("linux", labels=["linux"]))
+    with pytest.raises(Drained):
+        await lsn.run()
+    assert client.ensured == ["linux"] * 3
+    assert client.http.slept == [2.0, 4.0]  # the first re-creation at once, then backing off
+
+
 async def test_transient_failures_reconnect_with_backoff() -> None:
     queue = FakeQueue(
         [asc.ServerError("boom", status_code=503), asc.NetworkError("reset"), message(5, [available(1)])]
@@ -310,6 +370,52 @@ async def test_refused_credentials_are_not_retried() -> None:
     client = FakeClient(queue, session_errors=[asc.AuthenticationError("bad token", status_code=401)])
     with pytest.raises(asc.AuthenticationError):
         await listener(client, RecordingScaler(queue)).run()
+
+
+async def test_cancellation_while_scaling_at_start_lets_the_scaler_finish() -> None:
+    # A runner the scaler was starting must not be orphaned: the call is shielded, as handling is.
+    queue = FakeQueue([])
+    entered = anyio.Event()
+    finished: list[int] = []
+
+    class SlowScaler(RecordingScaler):
+        async def handle_desired_runner_count(self, count: int) -> int:
+            entered.set()
+            await anyio.sleep(0.005)  # starting a VM, say
+            finished.append(count)
+            return count
+
+    client = FakeClient(queue, statistics=stats(assigned=2))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener(client, SlowScaler(queue)).run)
+        await entered.wait()
+        tg.cancel_scope.cancel()
+    assert finished == [3]
+    assert client.sessions[0].closed == 1
+
+
+async def test_cancellation_while_scaling_after_an_empty_poll_lets_the_scaler_finish() -> None:
+    queue = FakeQueue([None, None])
+    calls = 0
+    finished: list[int] = []
+    entered = anyio.Event()
+
+    class SlowScaler(RecordingScaler):
+        async def handle_desired_runner_count(self, count: int) -> int:
+            nonlocal calls
+            calls += 1
+            if calls == 2:  # the one after the first empty poll
+                entered.set()
+                await anyio.sleep(0.005)
+                finished.append(count)
+            return count
+
+    client = FakeClient(queue)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener(client, SlowScaler(queue)).run)
+        await entered.wait()
+        tg.cancel_scope.cancel()
+    assert finished == [1]
 
 
 async def test_cancellation_mid_message_finishes_the_message_acks_once_and_closes() -> None:

@@ -101,3 +101,15 @@ def test_seconds_between_is_whole_seconds(
         return None if t is None else datetime.fromtimestamp(t, UTC)
 
     assert seconds_between(at(start), at(end)) == seconds
+
+
+def test_repr_names_the_scale_set_and_shows_nothing_private() -> None:
+    assert (
+        repr(metrics()) == "PrometheusMetrics(organization='octo-org', name='arc-runner-set', namespace='ns')"
+    )
+
+
+def test_buckets_given_as_a_str_are_a_type_error() -> None:
+    config = asc.GitHubConfig.parse("https://github.com/octo-org", env={})
+    with pytest.raises(TypeError, match="buckets is a sequence of upper bounds"):
+        PrometheusMetrics(config, "arc-runner-set", buckets="125", registry=CollectorRegistry())  # type: ignore[arg-type]

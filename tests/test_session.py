@@ -14,6 +14,7 @@ import respx
 
 import actions_scaleset as asc
 from actions_scaleset._http import HTTPCore
+from actions_scaleset.testing import FakeGitHub
 from tests.scaleset_mocks import ADMIN_HOST, admin_jwt, mock_exchange
 from tests.support import FakeClock, load_fixture
 
@@ -364,3 +365,128 @@ async def test_a_message_with_broken_statistics_keeps_its_events(
     assert message is not None
     assert message.statistics is None
     assert message.jobs_available
+
+
+# ---------------------------------------------------------------- cancellation while creating
+
+
+async def test_a_cancel_while_the_create_answer_is_on_its_way_deletes_the_session_the_server_made(
+    clock: FakeClock, github: respx.MockRouter
+) -> None:
+    made, release = anyio.Event(), anyio.Event()
+
+    async def create(request: httpx.Request) -> httpx.Response:
+        made.set()  # the server made the session; its answer is on the way
+        await release.wait()
+        return httpx.Response(200, json=SESSION)
+
+    github.post(url__startswith=SESSIONS).mock(side_effect=create)
+    delete = github.routes[3]
+    client = _client(clock)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client.session(117, owner="me").open)
+        await made.wait()
+        tg.cancel_scope.cancel()
+        release.set()
+    assert delete.call_count == 1
+    assert delete.calls.last.request.url.path.endswith(f"/sessions/{SESSION_ID}")
+
+
+async def test_a_cancelled_create_waits_for_its_answer_no_longer_than_close_timeout(
+    clock: FakeClock, github: respx.MockRouter
+) -> None:
+    async def never(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    github.post(url__startswith=SESSIONS).mock(side_effect=never)
+    session = _client(clock).session(117, owner="me", close_timeout=0.005)
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(session.open)
+            await anyio.sleep(0.001)
+            tg.cancel_scope.cancel()
+    assert session.session_id is None
+    assert github.routes[3].call_count == 0
+
+
+async def test_a_create_that_is_not_cancelled_returns_its_session_unharmed(
+    clock: FakeClock, github: respx.MockRouter
+) -> None:
+    session = _client(clock).session(117, owner="me")
+    await session.open()
+    assert session.session_id == SESSION_ID
+    assert github.routes[3].call_count == 0
+    await session.close()
+    assert github.routes[3].call_count == 1
+
+
+# ---------------------------------------------------------------- a refresh that answers 404
+
+
+async def test_a_refresh_404_deletes_the_old_session_so_the_new_one_meets_no_409_from_it(
+    clock: FakeClock,
+) -> None:
+    # The 404 was wrong: the session is still there, and would answer the create with a 409 until it
+    # expired. Deleting it first lets the new one open at once.
+    fake = FakeGitHub(clock=clock, poll_hold=0.0)
+    async with (
+        fake.http_client() as http,
+        asc.ScaleSetClient(
+            fake.config_url("acme"),
+            fake.pat(),
+            http=HTTPCore(http, sleep=clock.sleep, clock=clock, random=lambda: 0.0),
+        ) as client,
+    ):
+        scale_set = await client.ensure_scale_set("linux", labels=["linux"])
+        async with client.session(scale_set.id, owner="me", conflict_timeout=60) as session:
+            old = session.session_id
+            fake.faults.add(route="session.refresh", status=404)
+            await session.refresh()
+            assert session.session_id not in (None, old)
+            assert fake.snapshot().scale_sets[0].session_owner == "me"
+    assert [r.status for r in fake.requests_to("session.create")] == [200, 200]
+    assert [r.status for r in fake.requests_to("session.delete")] == [204, 204]
+    assert clock.slept == []
+
+
+async def test_a_refresh_404_for_a_session_that_is_really_gone_creates_a_new_one(
+    clock: FakeClock, github: respx.MockRouter
+) -> None:
+    github.patch(url__startswith=f"{SESSIONS}/{SESSION_ID}").mock(
+        return_value=httpx.Response(404, json={"typeName": "System.Exception", "message": "no session"})
+    )
+    github.delete(url__startswith=f"{SESSIONS}/{SESSION_ID}").mock(
+        side_effect=[httpx.Response(404, json={"message": "no session"}), httpx.Response(204)]
+    )
+    async with _client(clock).session(117, owner="me") as session:
+        await session.refresh()
+        assert session.session_id == SESSION_ID
+    assert github.routes[2].call_count == 2
+
+
+# ---------------------------------------------------------------- the acquire log tells what happened
+
+
+async def test_jobs_acquired_at_start_are_not_reported_as_gone_when_their_message_asks_again(
+    clock: FakeClock, github: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    github.post(url__startswith=ACQUIRE).mock(
+        side_effect=[
+            httpx.Response(200, json={"value": [1, 2, 3, 4, 5]}),  # at start: all five were waiting
+            httpx.Response(200, json={"value": []}),  # their JobAvailable message: ours already
+            httpx.Response(200, json={"value": [6]}),  # one ours already, one taken, one new
+        ]
+    )
+    with caplog.at_level(logging.INFO, logger="actions_scaleset.session"):
+        async with _client(clock).session(117, owner="me") as session:
+            assert await session.acquire_jobs([1, 2, 3, 4, 5]) == [1, 2, 3, 4, 5]
+            assert await session.acquire_jobs([1, 2, 3, 4, 5]) == []
+            assert await session.acquire_jobs([5, 6, 7]) == [6]
+    lines = [r.getMessage() for r in caplog.records if "acquired" in r.getMessage()]
+    assert lines == [
+        "acquired 0 of 5 jobs: 5 already acquired by this session (at start or from an earlier message)",
+        "acquired 1 of 3 jobs: 1 already acquired by this session (at start or from an earlier message), "
+        "1 went elsewhere or cancelled",
+    ]
+    assert not any("others went elsewhere" in line for line in lines)

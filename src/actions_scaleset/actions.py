@@ -7,12 +7,9 @@ See docs/protocol.md: "Credentials and where they go", "The admin token",
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import math
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -29,10 +26,13 @@ from ._http import (
     RetryPolicy,
     decode_model,
     invalid_response,
+    path_id,
+    url_problem,
 )
+from ._jwt import token_expiry
 from ._secret import Secret
 from ._system_info import SystemInfo
-from .auth import BearerAuth, Credentials, TokenCache
+from .auth import BearerAuth, Credentials, TokenCache, as_credentials
 from .config import GitHubConfig
 from .errors import (
     AuthenticationError,
@@ -96,26 +96,6 @@ def actions_url(base: str, path: str, params: Mapping[str, str | int] | None = N
     return urlunsplit((base_parts.scheme, base_parts.netloc, joined, encoded, ""))
 
 
-def token_expiry(token: str) -> float | None:
-    """The `exp` claim of a JWT, read without verifying it (docs/protocol.md, "The admin token"); None when
-    unreadable.
-
-    Only the payload segment is decoded: the signature is never checked, so a
-    token whose signature is not even valid base64 still yields its expiry.
-    """
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
-        return None
-    return float(exp)
-
-
 @attrs.frozen(repr=False)
 class _AdminConnection:
     """The Actions service base URL, its admin token, and the auth bound to that host."""
@@ -136,14 +116,15 @@ class ScaleSetClient(HTTPLifecycle):
     the admin token is refreshed before it is a minute from expiry, once for any
     number of concurrent callers, and again on a 401.
 
-    `http_client` is used as given (proxies, custom CA) and never closed here.
-    `sleep` and `clock` are injectable for tests.
+    `auth` is a `PersonalAccessToken`, a `GitHubApp`, or a token as a `str` (taken as a
+    personal access token). `http_client` is used as given (proxies, custom CA) and never
+    closed here. `sleep` and `clock` are injectable for tests.
     """
 
     def __init__(
         self,
         config_url: str | GitHubConfig,
-        auth: Credentials,
+        auth: Credentials | str | Secret,
         *,
         http_client: httpx.AsyncClient | None = None,
         retry: RetryPolicy = ACTIONS_RETRY,
@@ -160,7 +141,7 @@ class ScaleSetClient(HTTPLifecycle):
         self.registration_retry = registration_retry
         self._system_info = system_info if system_info is not None else SystemInfo()
         self._user_agents: dict[int, str] = {}
-        self.github = GitHubClient(self.config, auth, http=self.http, retry=rest_retry)
+        self.github = GitHubClient(self.config, as_credentials(auth), http=self.http, retry=rest_retry)
         self._admin: TokenCache[_AdminConnection] = TokenCache(
             self._exchange, clock=self.http.clock, refresh_margin=ADMIN_TOKEN_MARGIN
         )
@@ -180,6 +161,7 @@ class ScaleSetClient(HTTPLifecycle):
 
     def user_agent(self, scale_set_id: int = 0) -> str:
         """The JSON `User-Agent` for a call about `scale_set_id` (built once per id)."""
+        scale_set_id = _id(scale_set_id)
         agent = self._user_agents.get(scale_set_id)
         if agent is None:
             agent = self._user_agents[scale_set_id] = self._system_info.user_agent(scale_set_id)
@@ -202,10 +184,12 @@ class ScaleSetClient(HTTPLifecycle):
             expect=range(200, 300),
         )
         connection = decode_model(response, ActionsServiceAdminConnection, "an Actions service connection")
-        if not connection.url.strip() or not connection.token.get_secret_value().strip():
-            raise invalid_response(response, "the Actions service connection has an empty url or token")
-        if urlsplit(connection.url).scheme not in ("http", "https") or not urlsplit(connection.url).netloc:
-            raise invalid_response(response, "the Actions service url is not an absolute http(s) URL")
+        if not connection.token.get_secret_value().strip():
+            raise invalid_response(response, "the Actions service connection has an empty token")
+        # checked now, so a bad URL is this typed error here and not httpx.InvalidURL at first use
+        problem = url_problem(connection.url)
+        if problem is not None:
+            raise invalid_response(response, f"the Actions service connection's url is unusable: {problem}")
         expires_at = token_expiry(connection.token.get_secret_value())
         logger.info(
             "connected to the Actions service at %s for %s (admin token valid for %s)",
@@ -240,6 +224,8 @@ class ScaleSetClient(HTTPLifecycle):
         `unauthorized`
         for the caller to handle. `scale_set_id` goes into the `User-Agent`.
         """
+        if isinstance(expect, str | bytes):
+            raise TypeError(f"expect is a sequence of status codes, not a {type(expect).__name__}")
         headers = {"Content-Type": "application/json", "User-Agent": self.user_agent(scale_set_id)}
         connection = await self._admin.get()
         for attempt in (1, 2):
@@ -268,6 +254,7 @@ class ScaleSetClient(HTTPLifecycle):
         self, name: str, runner_group_id: int = DEFAULT_RUNNER_GROUP_ID
     ) -> RunnerScaleSet | None:
         """The scale set called `name` in the group, or None. More than one is an error."""
+        runner_group_id = _id(runner_group_id, "runner_group_id")
         response = await self.actions_request(
             "GET", _SCALE_SETS, params={"runnerGroupId": runner_group_id, "name": name}
         )
@@ -287,7 +274,9 @@ class ScaleSetClient(HTTPLifecycle):
         return decode_model(response, RunnerScaleSet, "a scale set")
 
     async def list_scale_sets(self, runner_group_id: int | None = None) -> list[RunnerScaleSet]:
-        params = {"runnerGroupId": runner_group_id} if runner_group_id is not None else None
+        params = None
+        if runner_group_id is not None:
+            params = {"runnerGroupId": _id(runner_group_id, "runner_group_id")}
         response = await self.actions_request("GET", _SCALE_SETS, params=params)
         return list(decode_model(response, RunnerScaleSetList, "a list of scale sets").value)
 
@@ -300,6 +289,7 @@ class ScaleSetClient(HTTPLifecycle):
         runner_setting: RunnerSetting | None = None,
     ) -> RunnerScaleSet:
         """Create a scale set; its labels default to its name, as GitHub's clients do."""
+        runner_group_id = _id(runner_group_id, "runner_group_id")
         body = scale_set_request_body(
             name=name,
             runner_group_id=runner_group_id,
@@ -324,13 +314,13 @@ class ScaleSetClient(HTTPLifecycle):
         runner_setting: RunnerSetting | None = None,
     ) -> RunnerScaleSet:
         """Change only what is given (the body is sparse, as ARC sends it)."""
+        scale_set_id = _id(scale_set_id)
         body = scale_set_request_body(
             name=name,
-            runner_group_id=runner_group_id,
+            runner_group_id=_id(runner_group_id, "runner_group_id") if runner_group_id is not None else None,
             labels=_labels(labels, name) if labels is not None else None,
             runner_setting=runner_setting,
         )
-        scale_set_id = _id(scale_set_id)
         response = await self.actions_request(
             "PATCH", f"{_SCALE_SETS}/{scale_set_id}", json=body, scale_set_id=scale_set_id
         )
@@ -347,29 +337,37 @@ class ScaleSetClient(HTTPLifecycle):
         self,
         name: str,
         *,
-        runner_group: str = "default",
+        runner_group: str | None = "default",
         labels: Sequence[str | Label] | None = None,
         runner_setting: RunnerSetting | None = None,
     ) -> RunnerScaleSet:
-        """Get the scale set, or create it; the group is resolved by name.
+        """Get the scale set, or create it; the group is resolved by name (None: the default group).
 
         Existing labels that differ from `labels` are updated. Use this on start-up:
         GitHub deletes a scale set after 7 days without a listener.
         """
+        wanted_labels = _labels(labels, name) if labels is not None else None  # misuse fails before any call
         group_id = await self._runner_group_id(runner_group)
         existing = await self.get_scale_set(name, group_id)
         if existing is None:
             return await self.create_scale_set(
                 name, runner_group_id=group_id, labels=labels, runner_setting=runner_setting
             )
-        if labels is not None:
-            wanted = {label.name for label in _labels(labels, name)}
+        if wanted_labels is not None:
+            wanted = {label.name for label in wanted_labels}
             if wanted != {label.name for label in existing.labels}:
                 logger.info("updating the labels of scale set %d to %s", existing.id, sorted(wanted))
-                return await self.update_scale_set(existing.id, labels=labels)
+                return await self.update_scale_set(existing.id, labels=wanted_labels)
         return existing
 
-    async def _runner_group_id(self, runner_group: str) -> int:
+    async def _runner_group_id(self, runner_group: str | None) -> int:
+        if runner_group is None:
+            return DEFAULT_RUNNER_GROUP_ID
+        if not isinstance(runner_group, str):
+            raise TypeError(
+                f"runner_group is a group name (a str) or None for the default group, "
+                f"not {type(runner_group).__name__}"
+            )
         if runner_group.strip().lower() in ("", "default"):
             return DEFAULT_RUNNER_GROUP_ID
         return (await self.get_runner_group(runner_group)).id
@@ -416,7 +414,8 @@ class ScaleSetClient(HTTPLifecycle):
 
     async def get_runner(self, runner_id: int) -> RunnerReference:
         """`RunnerNotFoundError` when the runner does not exist."""
-        response = await self.actions_request("GET", f"{_AGENTS}/{int(runner_id)}")
+        runner_id = _id(runner_id, "runner_id")
+        response = await self.actions_request("GET", f"{_AGENTS}/{runner_id}")
         return decode_model(response, RunnerReference, "a runner")
 
     async def get_runner_by_name(self, name: str) -> RunnerReference | None:
@@ -428,7 +427,8 @@ class ScaleSetClient(HTTPLifecycle):
 
     async def remove_runner(self, runner_id: int) -> None:
         """Remove a runner; `JobStillRunningError` while it runs a job."""
-        await self.actions_request("DELETE", f"{_AGENTS}/{int(runner_id)}", expect=(204, 200))
+        runner_id = _id(runner_id, "runner_id")
+        await self.actions_request("DELETE", f"{_AGENTS}/{runner_id}", expect=(204, 200))
 
     # ------------------------------------------------------------------ jobs
 
@@ -451,19 +451,20 @@ class ScaleSetClient(HTTPLifecycle):
         """A message session on the scale set's queue: use it with `async with`."""
         from .session import MessageSession
 
-        return MessageSession(self, scale_set_id, owner=owner or socket.gethostname(), **options)
+        return MessageSession(self, _id(scale_set_id), owner=owner or socket.gethostname(), **options)
 
 
-def _id(value: int) -> int:
-    """An id for a URL path: a whole number, never a float or a bool rounded into one."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"an id must be an int, not {type(value).__name__}")
-    return value
+def _id(value: int, argument: str = "scale_set_id") -> int:
+    return path_id(value, argument)
 
 
 def _labels(labels: Sequence[str | Label] | None, name: str | None) -> list[Label]:
     if labels is None:
         return [Label(name=name)] if name else []
+    if isinstance(labels, str | bytes | Label) or not isinstance(labels, Iterable):
+        # a str is a sequence too: "linux" would become the labels l, i, n, u, x
+        hint = f": write labels=[{labels!r}]" if isinstance(labels, str) else ""
+        raise TypeError(f"labels must be a list of labels, not a {type(labels).__name__}{hint}")
     result = []
     for label in labels:
         if isinstance(label, Label):

@@ -41,7 +41,8 @@ class GitHubConfig:
     """
 
     config_url: str
-    """The URL as given, trimmed of `/`: sent as `url` to `actions/runner-registration`."""
+    """The URL as given, trimmed of `/` (an org page, `/orgs/NAME`, becomes `/NAME`): sent as
+    `url` to `actions/runner-registration`."""
     scheme: str
     host: str
     """Host with its port, if any (`github.com:443` is not treated as github.com)."""
@@ -55,13 +56,15 @@ class GitHubConfig:
     def parse(cls, url: str, *, env: Mapping[str, str] | None = None) -> GitHubConfig:
         """Parse a config URL such as `https://github.com/my-org`.
 
-        `env` defaults to `os.environ`; `GITHUB_ACTIONS_FORCE_GHES` set to any value
-        (even empty) treats the host as GitHub Enterprise Server.
-        Raises `InvalidConfigURLError` for anything else.
+        An org page URL, `https://github.com/orgs/my-org`, is that organization. `env`
+        defaults to `os.environ`; `GITHUB_ACTIONS_FORCE_GHES` set to any value (even
+        empty) treats the host as GitHub Enterprise Server.
+        Raises `InvalidConfigURLError` for anything else, a query or a fragment included:
+        the message never shows them, nor user info, as a token pasted there must not leak.
         """
         if not isinstance(url, str):
             raise InvalidConfigURLError(f"config URL must be a str, not {type(url).__name__}; {_EXAMPLES}")
-        shown = redact_url(url.strip())
+        shown = redact_url(_before_query(url.strip()))
         trimmed = url.strip().strip("/")
         try:
             parts = urlsplit(trimmed)
@@ -79,6 +82,14 @@ class GitHubConfig:
                 f"invalid config URL {shown!r}: credentials in the URL are not allowed, "
                 f"pass them as auth=...; {_EXAMPLES}"
             )
+        if _before_query(trimmed) != trimmed:
+            raise InvalidConfigURLError(
+                f"invalid config URL {shown!r}: it has a query or a fragment (not shown), which a config "
+                f"URL never has; {_EXAMPLES}"
+            )
+        problem = _url_problem(trimmed)
+        if problem is not None:
+            raise InvalidConfigURLError(f"invalid config URL {shown!r}: {problem}; {_EXAMPLES}")
         host = parts.netloc.lower()
         segments = [unquote(s) for s in parts.path.strip("/").split("/")] if parts.path.strip("/") else []
         if any(not s for s in segments):
@@ -86,6 +97,9 @@ class GitHubConfig:
         environ = os.environ if env is None else env
         hosted = FORCE_GHES_ENV not in environ and is_hosted_host(host)
         enterprise = organization = repository = None
+        if len(segments) == 2 and segments[0].lower() == "orgs":  # the org page, github.com/orgs/NAME
+            segments = segments[1:]
+            trimmed = f"{parts.scheme}://{parts.netloc}/{parts.path.strip('/').split('/')[1]}"
         if len(segments) == 1:
             scope, organization = Scope.ORGANIZATION, segments[0]
         elif len(segments) == 2 and segments[0].lower() == "enterprises":
@@ -158,6 +172,19 @@ def is_hosted_host(host: str) -> bool:
     """github.com, www.github.com, github.localhost and `*.ghe.com` (any case; port counts)."""
     host = host.lower()
     return host in _HOSTED_NAMES or (host.endswith(_HOSTED_SUFFIX) and len(host) > len(_HOSTED_SUFFIX))
+
+
+def _before_query(url: str) -> str:
+    """`url` without its query and fragment, which are never shown: a token may be pasted there."""
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
+def _url_problem(url: str) -> str | None:
+    # The check every request's URL meets; imported here, as importing the package must not
+    # load the client layers.
+    from ._http import url_problem
+
+    return url_problem(url)
 
 
 def _seg(value: str | None) -> str:

@@ -57,6 +57,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar, Final, TypeVar
 
+from ._json import load_json
 from ._redact import redact_url, scrub_text
 
 __all__ = [
@@ -568,13 +569,13 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
 
 
 def parse_error_body(body: bytes, content_type: str = "") -> Any:
-    """The parsed JSON of an error body, its text when not JSON, None when empty."""
+    """The parsed JSON of an error body, its text when not JSON (or nested too deeply), None when empty."""
     text = body.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
     if not text:
         return None
     if "text/plain" not in content_type.lower():
         try:
-            return json.loads(text)
+            return load_json(text)
         except ValueError:
             pass
     return text

@@ -19,8 +19,11 @@ from ._http import (
     decode_json,
     decode_model,
     invalid_response,
+    path_id,
+    url_problem,
 )
-from .auth import Credentials, GitHubApp
+from ._secret import Secret
+from .auth import Credentials, GitHubApp, as_credentials
 from .config import GitHubConfig, Scope
 from .errors import ConfigurationError
 from .models import (
@@ -58,7 +61,7 @@ class GitHubClient(HTTPLifecycle):
     def __init__(
         self,
         config: GitHubConfig | str,
-        auth: Credentials,
+        auth: Credentials | str | Secret,
         *,
         http_client: httpx.AsyncClient | None = None,
         retry: RetryPolicy = REST_RETRY,
@@ -66,6 +69,7 @@ class GitHubClient(HTTPLifecycle):
         http: HTTPCore | None = None,
     ) -> None:
         self.config = config if isinstance(config, GitHubConfig) else GitHubConfig.parse(config)
+        auth = as_credentials(auth)
         self.credentials = auth
         self._owns_http = http is None
         self.http = http if http is not None else HTTPCore(http_client, user_agent_suffix=user_agent)
@@ -106,6 +110,9 @@ class GitHubClient(HTTPLifecycle):
         Not retried unless the request surely did not reach GitHub: a retry after a
         lost response would register a second runner of the same name.
         """
+        if isinstance(labels, str | bytes):
+            hint = f": write labels=[{labels!r}]" if isinstance(labels, str) else ""
+            raise TypeError(f"labels must be a list of labels, not a {type(labels).__name__}{hint}")
         if not labels:
             raise ConfigurationError("a JIT runner needs at least one label")
         body = {
@@ -132,13 +139,17 @@ class GitHubClient(HTTPLifecycle):
         return [structure(item, GitHubRunner, "a runner") for item in items]
 
     async def get_runner(self, runner_id: int) -> GitHubRunner:
-        response = await self._send("GET", f"{self.config.scope_path}/actions/runners/{int(runner_id)}")
+        response = await self._send(
+            "GET", f"{self.config.scope_path}/actions/runners/{path_id(runner_id, 'runner_id')}"
+        )
         return decode_model(response, GitHubRunner, "a runner")
 
     async def delete_runner(self, runner_id: int) -> None:
         """`DELETE {scope}/actions/runners/{id}` (204)."""
         await self._send(
-            "DELETE", f"{self.config.scope_path}/actions/runners/{int(runner_id)}", expect=(204,)
+            "DELETE",
+            f"{self.config.scope_path}/actions/runners/{path_id(runner_id, 'runner_id')}",
+            expect=(204,),
         )
 
     # ------------------------------------------------------------------ runner groups
@@ -210,7 +221,8 @@ class GitHubClient(HTTPLifecycle):
         policy: RetryPolicy | None = None,
         headers: dict[str, str] = _REST_HEADERS,
     ) -> httpx.Response:
-        url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.config.api(path_or_url)
+        absolute = path_or_url.lower().startswith(("http://", "https://"))
+        url = path_or_url if absolute else self.config.api(path_or_url)
         kwargs: dict[str, Any] = {} if json is None else {"json": json}
         return await self.http.request(
             method,
@@ -236,10 +248,21 @@ class GitHubClient(HTTPLifecycle):
             if not isinstance(page, list):
                 raise invalid_response(response, f"a page of {key} has no {key!r} list")
             items.extend(page)
-            url = response.links.get("next", {}).get("url")
+            url = _next_page(response)
             page_params = None  # the next link carries its own query
         logger.warning("stopped following %s after %d pages", key, _MAX_PAGES)
         return items
+
+
+def _next_page(response: httpx.Response) -> str | None:
+    """The `next` URL of the `Link` header, checked now rather than when it is requested."""
+    url = response.links.get("next", {}).get("url")
+    if url is None:
+        return None
+    problem = url_problem(url)
+    if problem is not None:
+        raise invalid_response(response, f"the next page in the Link header cannot be used: {problem}")
+    return url
 
 
 def _seg(value: str) -> str:

@@ -6,8 +6,8 @@ what crashes GitHub's listener, each handled here.
 
 from __future__ import annotations
 
+import inspect
 import logging
-import random
 import socket
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
@@ -59,7 +59,12 @@ HANDLER_RETRY_DELAY: Final = 5.0
 
 @runtime_checkable
 class Scaler(Protocol):
-    """What your autoscaler implements. Every method is awaited by the listener."""
+    """What your autoscaler implements. Every method is an `async def`, awaited by the listener.
+
+    The listener never cancels a call to your scaler half way: when it is cancelled
+    (SIGTERM, say) it lets the call finish, then stops. So a runner you were starting
+    is never orphaned, but keep each call bounded (time out your own provisioning calls).
+    """
 
     async def handle_desired_runner_count(self, count: int) -> int:
         """Make `count` runners exist (idle or busy); return the count you settled on."""
@@ -129,8 +134,11 @@ class Listener:
       Handling is shielded from cancellation. If the scaler raises, the message is
       not acknowledged and comes back.
     - Empty polls re-apply the last statistics.
+    - Every call to the scaler is shielded from cancellation, so none is left half
+      done; the scaler's methods must be `async def` (checked here, `TypeError`).
     - Transient failures (network, 5xx, rate limits, a 409 that outlasted the
-      session's wait) reconnect with capped, jittered backoff.
+      session's wait) reconnect with capped, jittered backoff, for as long as they
+      last; a server's `Retry-After` is honoured up to `reconnect_backoff.max_retry_after`.
     - `ScaleSetNotFoundError` is raised, unless `ensure=EnsureScaleSet(...)` was
       given: then the scale set is re-created and listening carries on.
     """
@@ -151,6 +159,7 @@ class Listener:
     ) -> None:
         if scaler is None:
             raise TypeError("Listener needs a scaler")
+        _check_scaler(scaler)
         if scale_set_id is None and ensure is None:
             raise TypeError("Listener needs scale_set_id= or ensure=EnsureScaleSet(...)")
         if not 0 <= min_runners <= max_runners <= MAX_RUNNERS_LIMIT:
@@ -168,6 +177,8 @@ class Listener:
         self.statistics = RunnerScaleSetStatistic()
         self.last_desired: int | None = None
         self._startup_acquire_failed = False
+        self._failures = 0
+        """Reconnects in a row; back to 0 once a poll succeeds."""
 
     def __repr__(self) -> str:
         return (
@@ -176,16 +187,20 @@ class Listener:
         )
 
     async def run(self) -> None:
-        """Listen until cancelled. Raises only what it cannot recover from."""
-        failures = 0
+        """Listen until cancelled. Raises only what it cannot recover from.
+
+        However long an outage lasts it keeps reconnecting, with waits capped by
+        `reconnect_backoff`, and every turn of its loops can be cancelled.
+        """
+        self._failures = 0
         while True:
+            await anyio.lowlevel.checkpoint()  # cancellable on every turn, whatever fails how fast
             try:
                 if self.scale_set_id is None:
                     await self._ensure_scale_set()
                 assert self.scale_set_id is not None
                 session = self.client.session(self.scale_set_id, owner=self.owner, **self.session_options)
                 async with session:
-                    failures = 0
                     await self._start(session)
                     await self._poll(session)
             except ScaleSetNotFoundError as exc:
@@ -200,25 +215,44 @@ class Listener:
                     raise
                 logger.warning("scale set %s is gone; re-creating %r", self.scale_set_id, self.ensure.name)
                 self.scale_set_id = None
+                if self._failures:  # gone again right after re-creating it: do not spin
+                    await self._back_off(exc)
+                else:
+                    self._failures = 1
             except (AuthenticationError, PermissionDeniedError) as exc:
                 if isinstance(exc, MessageQueueTokenExpiredError):
-                    failures = await self._back_off(failures, exc)  # a new session brings a new token
+                    await self._back_off(exc)  # a new session brings a new token
                     continue
                 logger.error("credentials were refused: %s", exc)
                 raise
             except RequestError as exc:
                 if not _transient(exc):
                     raise
-                failures = await self._back_off(failures, exc)
+                await self._back_off(exc)
 
-    async def _back_off(self, failures: int, exc: ActionsScaleSetError) -> int:
-        failures += 1
-        wait = self.reconnect_backoff.backoff(failures, random=random.random())  # noqa: S311 - jitter
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-            wait = max(wait, exc.retry_after)
-        logger.warning("listener lost its session (%s); reconnecting in %.1f s", _one_line(exc), wait)
+    async def _back_off(self, exc: ActionsScaleSetError) -> None:
+        """Wait before reconnecting: jittered backoff, or the server's wait up to the policy's cap."""
+        self._failures += 1
+        policy = self.reconnect_backoff
+        asked = exc.retry_after if isinstance(exc, RateLimitError) else None
+        wait = policy.capped_wait(self._failures, asked, random=self.client.http.random())
+        if logger.isEnabledFor(logging.WARNING):  # formatting the error costs more than the rest
+            logger.warning(
+                "listener lost its session (%s); reconnecting in %.1f s (attempt %d)",
+                _one_line(exc),
+                wait,
+                self._failures,
+                extra={"scale_set_id": self.scale_set_id, "wait": wait, "attempt": self._failures},
+            )
+        if asked is not None and not asked <= wait:
+            logger.warning(
+                "the service asked for a wait of %.0f s; waiting %.0f s instead (the reconnect policy's "
+                "max_retry_after is %g s)",
+                asked,
+                wait,
+                policy.max_retry_after,
+            )
         await self.client.http.sleep(wait)
-        return failures
 
     async def _ensure_scale_set(self) -> None:
         assert self.ensure is not None
@@ -264,7 +298,9 @@ class Listener:
     async def _poll(self, session: MessageSession) -> None:
         last_message_id = 0
         while True:
+            await anyio.lowlevel.checkpoint()  # an in-process queue may never suspend on its own
             message = await session.get_message(last_message_id, max_capacity=self.max_runners)
+            self._failures = 0
             if message is None:
                 self._record(session.statistics)
                 await self._scale()
@@ -305,9 +341,11 @@ class Listener:
         self.metrics.record_statistics(statistics)
 
     async def _scale(self, *, raise_errors: bool = False) -> None:
+        """Tell the scaler the target; shielded, so a runner it was starting is never orphaned."""
         target = desired_runners(self.statistics, minimum=self.min_runners, maximum=self.max_runners)
         try:
-            settled = await self.scaler.handle_desired_runner_count(target)
+            with anyio.CancelScope(shield=True):
+                settled = await self.scaler.handle_desired_runner_count(target)
         except Exception:
             if raise_errors:
                 raise
@@ -317,10 +355,31 @@ class Listener:
         self.metrics.record_desired_runners(settled)
 
 
+_SCALER_METHODS: Final = ("handle_desired_runner_count", "handle_job_started", "handle_job_completed")
+
+
+def _check_scaler(scaler: object) -> None:
+    """Refuse a scaler whose methods are missing or not `async def`: awaiting them would fail later."""
+    for name in _SCALER_METHODS:
+        method = getattr(scaler, name, None)
+        if method is None or not callable(method):
+            raise TypeError(f"the scaler {type(scaler).__name__} has no {name}() method (see asc.Scaler)")
+        if not (
+            inspect.iscoroutinefunction(method)
+            or inspect.iscoroutinefunction(type(method).__call__)  # an object with an async __call__
+        ):
+            raise TypeError(
+                f"{type(scaler).__name__}.{name} must be a coroutine function (`async def {name}`): "
+                "the listener awaits it"
+            )
+
+
+_TRANSIENT: Final = (SessionConflictError, ServerError, InvalidResponseError, RateLimitError, TransportError)
+
+
 def _transient(exc: RequestError) -> bool:
     """Network trouble, 5xx, rate limits, unusable bodies and a lasting 409 pass; other 4xx do not."""
-    transient = SessionConflictError | ServerError | InvalidResponseError | RateLimitError | TransportError
-    return isinstance(exc, transient) or not isinstance(exc, HTTPStatusError)
+    return isinstance(exc, _TRANSIENT) or not isinstance(exc, HTTPStatusError)
 
 
 def _one_line(exc: BaseException) -> str:

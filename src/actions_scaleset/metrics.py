@@ -72,6 +72,10 @@ class PrometheusMetrics:
         registry: CollectorRegistry | None = None,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
     ) -> None:
+        if isinstance(buckets, str | bytes):
+            raise TypeError(
+                f"buckets is a sequence of upper bounds in seconds, not a {type(buckets).__name__}"
+            )
         try:
             from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
         except ImportError as exc:
@@ -116,6 +120,11 @@ class PrometheusMetrics:
             buckets=tuple(buckets),
             registry=self.registry,
         )
+
+    def __repr__(self) -> str:
+        """The scale set's labels that are set: `PrometheusMetrics(organization='acme', name='linux')`."""
+        labels = zip(_SCALE_SET_LABELS, self._scale_set_values, strict=True)
+        return f"PrometheusMetrics({', '.join(f'{name}={value!r}' for name, value in labels if value)})"
 
     def _job_values(self, job: JobStarted | JobCompleted) -> tuple[str, ...]:
         return (self._enterprise, job.owner_name, job.repository_name, job.job_display_name, job.event_name)

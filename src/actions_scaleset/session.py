@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self, TypeVar
@@ -25,8 +26,10 @@ from ._http import (
     decode_json,
     decode_model,
     invalid_response,
+    path_id,
     url_problem,
 )
+from ._jwt import token_expiry
 from ._secret import Secret
 from .auth import BearerAuth, TokenCache
 from .errors import (
@@ -61,10 +64,15 @@ DEFAULT_CLOSE_TIMEOUT: Final = 30.0
 """How long deleting the session may take on exit (docs/protocol.md, "Listener semantics": ARC's legacy
 listener uses 30 s)."""
 CONFLICT_BACKOFF: Final = RetryPolicy(max_attempts=1_000_000, initial_delay=5.0, max_delay=30.0, jitter=0.25)
+UNUSABLE_REPLY_BACKOFF: Final = RetryPolicy(
+    max_attempts=1_000_000, initial_delay=1.0, max_delay=30.0, jitter=0.25
+)
+"""The pause after each unusable 200 from the queue in a row: 1 s, 2 s, 4 s … up to 30 s, never a hot loop."""
 MQ_TOKEN_MARGIN: Final = 60.0
 """Refresh the message-queue token this long before its JWT `exp`, when it has one."""
 _NIL_UUID: Final = "00000000-0000-0000-0000-000000000000"
 _POLL_ACCEPT: Final = "application/json; api-version=6.0-preview"
+_REMEMBERED_ACQUISITIONS: Final = 10_000
 
 
 class MessageSession:
@@ -73,9 +81,11 @@ class MessageSession:
     Opening waits out a 409 from a stale session (with capped, jittered backoff, up
     to `conflict_timeout` seconds) instead of failing. A 401 from the queue
     refreshes the session and retries once; the token is also refreshed before its
-    expiry when it is a readable JWT; a refresh that finds the session gone creates
-    a new one. Leaving the block deletes the session within `close_timeout`
-    seconds, even when the block was cancelled.
+    expiry when it is a readable JWT; a refresh that finds the session gone deletes
+    it (in case it is not) and creates a new one. Leaving the block deletes the
+    session within `close_timeout` seconds, even when the block was cancelled, and
+    so does a cancellation while the session is being created: the `POST` is
+    shielded, and a session it made after all is deleted.
     """
 
     def __init__(
@@ -88,14 +98,18 @@ class MessageSession:
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         conflict_backoff: RetryPolicy = CONFLICT_BACKOFF,
         poll_retry: RetryPolicy = MESSAGE_POLL_RETRY,
+        unusable_backoff: RetryPolicy = UNUSABLE_REPLY_BACKOFF,
     ) -> None:
         self.client = client
-        self.scale_set_id = int(scale_set_id)
+        self.scale_set_id = path_id(scale_set_id, "scale_set_id")
         self.owner = owner
         self.conflict_timeout = conflict_timeout
         self.close_timeout = close_timeout
         self.conflict_backoff = conflict_backoff
         self.poll_retry = poll_retry
+        self.unusable_backoff = unusable_backoff
+        self._unusable_replies = 0
+        self._acquired: OrderedDict[int, None] = OrderedDict()
         self._cache: TokenCache[RunnerScaleSetSession] = TokenCache(
             self._refetch, clock=client.http.clock, refresh_margin=MQ_TOKEN_MARGIN
         )
@@ -159,12 +173,10 @@ class MessageSession:
         while True:
             attempt += 1
             try:
-                response = await self.client.actions_request(
-                    "POST",
-                    self._path(),
-                    json=session_request_body(owner_name=self.owner),
-                    expect=(200, 201),
-                    scale_set_id=self.scale_set_id,
+                # Shielded: a cancel while the POST is in flight must not leave a session behind
+                # that the next listener meets as a 409.
+                response = await _complete_or_undo(
+                    self._post_session, self._undo_create, grace=self.close_timeout
                 )
             except SessionConflictError as exc:
                 waited = clock() - started
@@ -199,6 +211,24 @@ class MessageSession:
             )
             return session
 
+    async def _post_session(self) -> httpx.Response:
+        return await self.client.actions_request(
+            "POST",
+            self._path(),
+            json=session_request_body(owner_name=self.owner),
+            expect=(200, 201),
+            scale_set_id=self.scale_set_id,
+        )
+
+    async def _undo_create(self, response: httpx.Response) -> None:
+        """Cancelled while the session was being created, and the server made it: delete it."""
+        try:
+            made = _checked(decode_model(response, RunnerScaleSetSession, "a message session"), response)
+        except InvalidResponseError:
+            return  # nothing usable was made
+        logger.info("cancelled while opening a message session; deleting the one the server made")
+        await self._delete(made.session_id)
+
     async def refresh(self) -> RunnerScaleSetSession:
         """Get a new message-queue URL and token (`PATCH` the session); re-create it if it is gone.
 
@@ -216,8 +246,11 @@ class MessageSession:
         except ScaleSetNotFoundError:
             raise
         except NotFoundError:
-            # scaleset PR #123: the session expired server-side; a new one carries on
-            logger.warning("message session %s is gone; creating a new one", old.session_id)
+            # scaleset PR #123: the session expired server-side; a new one carries on. Delete the
+            # old one first, best effort: if the 404 was wrong, our own session would answer the
+            # create with a 409 until it expired.
+            logger.warning("message session %s is gone (404 on refresh); creating a new one", old.session_id)
+            await self._delete(old.session_id)
             session = await self._create()
             return session, _token_expiry(session)
         session = decode_model(response, RunnerScaleSetSession, "a message session")
@@ -235,25 +268,32 @@ class MessageSession:
         """Delete the session, shielded from cancellation, within `close_timeout` seconds."""
         session = self._cache.current
         self._cache.invalidate()
+        self._acquired.clear()
         if session is None:
+            return
+        await self._delete(session.session_id)
+
+    async def _delete(self, session_id: str | None) -> None:
+        """`DELETE` a session, shielded from cancellation, within `close_timeout` s; never raises."""
+        if not session_id:
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(self.close_timeout) as scope:
             try:
                 await self.client.actions_request(
                     "DELETE",
-                    self._path(session.session_id),
+                    self._path(session_id),
                     expect=(204, 200),
                     scale_set_id=self.scale_set_id,
                 )
-                logger.info("deleted message session %s", session.session_id)
+                logger.info("deleted message session %s", session_id)
             except NotFoundError:
-                logger.info("message session %s was already gone", session.session_id)
+                logger.info("message session %s was already gone", session_id)
             except ActionsScaleSetError as exc:
-                logger.warning("could not delete message session %s: %s", session.session_id, exc)
+                logger.warning("could not delete message session %s: %s", session_id, exc)
         if scope.cancelled_caught:
             logger.warning(
                 "deleting message session %s took over %g s; it will expire on its own",
-                session.session_id,
+                session_id,
                 self.close_timeout,
             )
 
@@ -279,7 +319,9 @@ class MessageSession:
         """Long-poll for the next message; None when the poll ends empty (202).
 
         A 200 whose body is empty or cannot be decoded is logged and read as "no
-        message": GitHub's listener crash-looped on it (ARC #4488).
+        message": GitHub's listener crash-looped on it (ARC #4488). It returns after a
+        pause that grows with each unusable reply in a row (`unusable_backoff`), so a
+        queue that keeps answering that way is never polled in a hot loop.
         """
         if not 0 <= max_capacity <= 2**31 - 1:
             raise ValueError("max_capacity must be between 0 and 2**31 - 1")
@@ -304,6 +346,7 @@ class MessageSession:
                 unauthorized=MessageQueueTokenExpiredError,
             )
             if response.status_code == 202:
+                self._unusable_replies = 0
                 return None
             message: RunnerScaleSetMessage | None
             try:
@@ -311,12 +354,27 @@ class MessageSession:
             except InvalidResponseError as exc:
                 message = _salvage(response, exc)
                 if message is None:
+                    await self._pause_after_unusable_reply(exc)
                     return None
+            self._unusable_replies = 0
             if message.statistics is not None:
                 self._statistics = message.statistics
             return message
 
         return await self._with_fresh_token(poll)
+
+    async def _pause_after_unusable_reply(self, error: InvalidResponseError) -> None:
+        # ARC #4488: an empty or broken 200 is "no message", never fatal, and never a hot loop
+        self._unusable_replies += 1
+        wait = self.unusable_backoff.backoff(self._unusable_replies, random=self.client.http.random())
+        logger.warning(
+            "ignoring an unusable message from the queue (%s; %d in a row); polling again in %.1f s",
+            error.reason,
+            self._unusable_replies,
+            wait,
+            extra={"scale_set_id": self.scale_set_id, "wait": wait},
+        )
+        await self.client.http.sleep(wait)
 
     async def delete_message(self, message_id: int) -> None:
         """Acknowledge a message: it will not be delivered again."""
@@ -341,7 +399,9 @@ class MessageSession:
         Sent to the Actions service with the message-queue token (docs/protocol.md,
         "Acknowledging and acquiring").
         """
-        ids = [int(i) for i in runner_request_ids]
+        if isinstance(runner_request_ids, str | bytes):
+            raise TypeError("runner_request_ids must be a list of ints, not a str")
+        ids = [path_id(i, "a runner request id") for i in runner_request_ids]
         if not ids:
             return []
         admin_url = await self.client.admin_url()
@@ -358,11 +418,34 @@ class MessageSession:
             return list(decode_model(response, Int64List, "a list of acquired job ids").value)
 
         acquired = await self._with_fresh_token(acquire)
-        if len(acquired) < len(ids):
+        self._log_acquired(ids, acquired)
+        for job_id in acquired:
+            self._acquired[job_id] = None
+            self._acquired.move_to_end(job_id)
+        while len(self._acquired) > _REMEMBERED_ACQUISITIONS:
+            self._acquired.popitem(last=False)
+        return acquired
+
+    def _log_acquired(self, ids: Sequence[int], acquired: Sequence[int]) -> None:
+        """Say what became of the jobs not acquired now: ours already (at start, say), or gone elsewhere."""
+        missing = set(ids) - set(acquired)
+        if not missing:
+            return
+        ours = sum(1 for job_id in missing if job_id in self._acquired)
+        if not ours:
             logger.info(
                 "acquired %d of %d jobs (others went elsewhere or were cancelled)", len(acquired), len(ids)
             )
-        return acquired
+            return
+        elsewhere = len(missing) - ours
+        logger.info(
+            "acquired %d of %d jobs: %d already acquired by this session (at start or from an earlier "
+            "message)%s",
+            len(acquired),
+            len(ids),
+            ours,
+            f", {elsewhere} went elsewhere or cancelled" if elsewhere else "",
+        )
 
     def messages(self, *, max_capacity: int) -> MessageIterator:
         """Messages as they come, each acknowledged once the consumer asks for the next.
@@ -408,8 +491,6 @@ def _salvage(response: httpx.Response, error: InvalidResponseError) -> RunnerSca
         payload = None
     message, problems = salvage_message(payload) if payload is not None else (None, ())
     if message is None:
-        # ARC #4488: an empty or broken 200 is "no message", never fatal
-        logger.warning("ignoring an unusable message from the queue (%s); polling again", error.reason)
         return None
     logger.error(
         "message %d could not be fully decoded (%s); handling the %d job events that could",
@@ -418,6 +499,49 @@ def _salvage(response: httpx.Response, error: InvalidResponseError) -> RunnerSca
         len(message.events),
     )
     return message
+
+
+async def _complete_or_undo(
+    call: Callable[[], Awaitable[T]], undo: Callable[[T], Awaitable[None]], *, grace: float
+) -> T:
+    """Run `call` shielded from cancellation; a result the caller was cancelled before getting is undone.
+
+    For requests that make something on the server (a session, a runner): cancelling the
+    caller mid-request would otherwise leave it made but unknown. Once the caller is
+    cancelled, `call` has `grace` more seconds to finish; if it made something, `undo`
+    gets it (shielded, within `grace` s too) and the cancellation goes on.
+    """
+    shield = anyio.CancelScope(shield=True)
+    finished = False
+    made: list[T] = []
+    failed: list[Exception] = []
+
+    async def watch() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            if not finished:  # the caller was cancelled while `call` ran: bound what is left of it
+                shield.deadline = min(shield.deadline, anyio.current_time() + grace)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            with shield:
+                try:
+                    made.append(await call())
+                except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
+                    failed.append(exc)
+            finished = True
+            tg.cancel_scope.cancel()
+        await anyio.lowlevel.checkpoint()  # a cancellation that came just as `call` finished
+    except anyio.get_cancelled_exc_class():
+        if made:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(grace):
+                await undo(made[0])
+        raise
+    if failed:
+        raise failed[0]
+    return made[0]
 
 
 def _checked(session: RunnerScaleSetSession, response: httpx.Response) -> RunnerScaleSetSession:
@@ -441,8 +565,6 @@ def _checked(session: RunnerScaleSetSession, response: httpx.Response) -> Runner
 
 
 def _token_expiry(session: RunnerScaleSetSession) -> float | None:
-    from .actions import token_expiry
-
     return token_expiry(session.message_queue_access_token.get_secret_value())
 
 

@@ -195,3 +195,43 @@ def test_a_rate_outside_zero_to_one_is_refused() -> None:
 
     with pytest.raises(ValueError, match="rate"):
         Faults().add(route="*", status=503, rate=0)
+
+
+# ---------------------------------------------------------------------- misuse and reprs
+
+
+def test_a_misspelt_route_is_a_value_error_listing_the_known_routes(fake: FakeGitHub) -> None:
+    with pytest.raises(ValueError, match="no route matches 'mesage'") as info:
+        fake.faults.add(route="mesage", status=503)
+    said = str(info.value)
+    assert "did you mean 'message'" in said
+    assert all(name in said for name in fake.routes())
+    assert fake.faults.pending == []
+
+
+@pytest.mark.parametrize("route", ["brokr.*", "*.nothing", "message.get"])
+def test_a_glob_that_matches_no_route_is_refused(fake: FakeGitHub, route: str) -> None:
+    with pytest.raises(ValueError, match="no route matches"):
+        fake.faults.add(route=route, drop=True)
+
+
+@pytest.mark.parametrize("route", ["*", "broker.*", "message", "run.?enew"])
+def test_a_glob_that_matches_a_route_is_accepted(fake: FakeGitHub, route: str) -> None:
+    assert fake.faults.add(route=route, drop=True).route == route
+
+
+def test_a_fault_repr_shows_what_was_asked_and_its_hits_and_nothing_private(fake: FakeGitHub) -> None:
+    fault = fake.faults.add(route="message", status=503, times=3, retry_after=2)
+    assert repr(fault) == "Fault(route='message', status=503, retry_after=2, times=3, hits=0)"
+    assert repr(fake.faults.add(route="broker.*", drop=True)) == "Fault(route='broker.*', drop=True, hits=0)"
+
+
+def test_a_faults_repr_lists_a_few_pending_faults_and_counts_the_rest(fake: FakeGitHub) -> None:
+    assert repr(fake.faults) == "Faults([])"
+    for _ in range(5):
+        fake.faults.add(route="message", delay=0.5)
+    shown = repr(fake.faults)
+    assert shown.startswith("Faults([Fault(route='message', delay=0.5, hits=0), ")
+    assert shown.endswith(", … 2 more])")
+    assert "_seen" not in shown
+    assert "_random" not in shown

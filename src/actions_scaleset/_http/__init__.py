@@ -19,7 +19,7 @@ from ._retry import (
     SINGLE_USE_RETRY,
     RetryPolicy,
 )
-from ._urls import combine_url, resolve_url, url_problem, with_query
+from ._urls import combine_url, path_id, resolve_url, url_problem, with_query
 
 __all__ = [
     "ACTIONS_RETRY",
@@ -37,6 +37,7 @@ __all__ = [
     "decode_json",
     "decode_model",
     "invalid_response",
+    "path_id",
     "resolve_url",
     "url_problem",
     "user_agent",

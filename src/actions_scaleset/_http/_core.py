@@ -2,6 +2,11 @@
 
 Every layer sends its requests through `HTTPCore.request`. It owns nothing but the
 client (when it made it) and the injected clock, sleep and randomness.
+
+Nothing httpx raises leaves `request` untyped: a URL that is not absolute http(s) is a
+`NetworkError` before anything is sent (as httpx's `UnsupportedProtocol` already was),
+text HTTP cannot carry is a `ConfigurationError`, and a reply that cannot be read (a
+body its `Content-Encoding` cannot decode, a redirect loop) is an `InvalidResponseError`.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ import logging
 import platform
 import random as random_module
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any, Final, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping
+from contextlib import aclosing
+from typing import Any, Final, TypeVar, cast
 
 import anyio
 import httpx
@@ -21,15 +27,16 @@ from .._redact import redact_url
 from .._version import __version__
 from ..errors import (
     AuthenticationError,
+    ConfigurationError,
     InvalidResponseError,
     NetworkError,
     RequestError,
     RequestTimeoutError,
     error_from_response,
 )
-from ..models import structure
+from ..models import json_problem, load_json, structure
 from ._retry import RetryPolicy
-from ._urls import with_query
+from ._urls import url_problem, with_query
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -50,7 +57,6 @@ POLL_TIMEOUT: Final = httpx.Timeout(70.0, connect=10.0)
 """Above the ~50 s the message queue holds a long poll before it answers 202 (docs/protocol.md,
 "The long poll")."""
 
-_UTF8_BOM: Final = b"\xef\xbb\xbf"
 _UNSET: Final[Any] = object()
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -130,36 +136,28 @@ class HTTPCore:
 
         `params` are added to the query `url` already has (a server-given URL keeps its own).
 
-        An error status raises its typed `HTTPStatusError`; a 2xx outside `expect`
-        raises `InvalidResponseError`; a transport failure raises `TransportError`.
+        An error status raises its typed `HTTPStatusError`; a 2xx outside `expect`, a body
+        that cannot be decoded or a redirect loop raises `InvalidResponseError`; a transport
+        failure, or a URL that is not absolute http(s), raises `TransportError`; text that
+        HTTP cannot carry (a lone surrogate in the JSON body, say) raises `ConfigurationError`.
         The body is read before returning.
         """
-        all_headers = {"User-Agent": self.user_agent}
-        if json is not _UNSET:
-            content = jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-            all_headers["Content-Type"] = "application/json"
-        if headers:
-            all_headers.update(headers)
-        if params:
-            url = with_query(url, params)  # never `params=`: httpx would drop the URL's own query
+        url, all_headers, content = self._prepare(
+            method, url, headers=headers, params=params, json=json, content=content
+        )
         shown_url = redact_url(str(url))
+        build = {
+            "headers": all_headers,
+            "content": content,
+            "data": data,
+            "timeout": timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        }
         attempt = 0
         while True:
             attempt += 1
-            request = self.client.build_request(
-                method,
-                url,
-                headers=all_headers,
-                content=content,
-                data=data,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
             started = time.perf_counter()
             try:
-                response = await self.client.send(
-                    request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
-                )
-                await response.aread()
+                response = await self._send(method, url, auth, shown_url, build)
             except httpx.TransportError as exc:
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 wait = policy.delay_for_exception(attempt, exc, random=self.random())
@@ -236,21 +234,113 @@ class HTTPCore:
             )
             await self.sleep(wait)
 
+    def _prepare(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        json: Any,
+        content: bytes | None,
+    ) -> tuple[str | httpx.URL, dict[str, str], bytes | None]:
+        """The URL with `params`, the headers and the body; what cannot be sent raises a typed error."""
+        problem = url_problem(str(url))
+        if problem is not None:
+            raise NetworkError(
+                f"cannot send the request: the URL cannot be used: {problem}", method=method, url=str(url)
+            )
+        all_headers = {"User-Agent": self.user_agent}
+        if json is not _UNSET:
+            content = _json_body(json, method, redact_url(str(url)))
+            all_headers["Content-Type"] = "application/json"
+        if headers:
+            all_headers.update(headers)
+        if params:
+            try:
+                url = with_query(url, params)  # never `params=`: httpx would drop the URL's own query
+            except UnicodeEncodeError:
+                raise _unsendable(
+                    method, redact_url(str(url)), "a query parameter holds a lone surrogate"
+                ) from None
+        return url, all_headers, content
+
+    async def _send(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        auth: httpx.Auth | None,
+        shown_url: str,
+        build: dict[str, Any],
+    ) -> httpx.Response:
+        """Build, send and read one attempt. Transport errors pass through for the retry loop;
+        anything else httpx raises becomes its typed error here."""
+        try:
+            request = self.client.build_request(method, url, **build)
+        except UnicodeEncodeError:
+            raise _unsendable(method, shown_url, f"a header or form field {_HEADER_TEXT}") from None
+        try:
+            response = await self.client.send(
+                request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
+            )
+        except (httpx.TooManyRedirects, httpx.DecodingError, httpx.InvalidURL) as exc:
+            raise _unreadable_reply(exc, method, str(url), self.client.max_redirects) from None
+        except UnicodeEncodeError:
+            raise _unsendable(method, shown_url, f"a credential or header {_HEADER_TEXT}") from None
+        return await _read(response)
+
+
+async def _read(response: httpx.Response) -> httpx.Response:
+    """`response` with its body read and decoded; a body that cannot be decoded is an
+    `InvalidResponseError` keeping the status and ids.
+
+    The raw bytes are read first, and decoded apart: httpx decoding while it reads would
+    leave its stream generators unfinished on a decoding error, which trio reports.
+    """
+    if response.is_stream_consumed:  # read already: by an auth flow, or a mock transport
+        return response
+    try:
+        # an async generator, typed by httpx as an iterator
+        raw_chunks = cast("AsyncGenerator[bytes, None]", response.aiter_raw())
+        async with aclosing(raw_chunks) as chunks:
+            raw = b"".join([chunk async for chunk in chunks])
+    finally:
+        await response.aclose()
+    read = httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=httpx.ByteStream(raw),  # not `content=`, which would add a Content-Length
+        request=response.request,
+        extensions=response.extensions,
+        history=response.history,
+        default_encoding=response.default_encoding,
+    )
+    try:
+        read.read()
+    except httpx.DecodingError as exc:
+        encoding = response.headers.get("content-encoding", "")
+        raise invalid_response(
+            response, f"its body cannot be decoded as its Content-Encoding {encoding!r} says ({exc})"
+        ) from None
+    read.elapsed = response.elapsed
+    return read
+
 
 def decode_json(response: httpx.Response, what: str) -> Any:
     """The JSON of a response body, tolerating a UTF-8 BOM (docs/protocol.md, "Byte order marks").
 
-    An empty or malformed body raises `InvalidResponseError` naming `what` was expected.
+    An empty or malformed body, or one nested too deeply (`actions_scaleset.models.load_json`),
+    raises `InvalidResponseError` naming `what` was expected.
     """
     body = response.content
-    if body.startswith(_UTF8_BOM):
-        body = body[len(_UTF8_BOM) :]
-    if not body.strip():
+    if not body.removeprefix(b"\xef\xbb\xbf").strip():
         raise invalid_response(response, f"empty body where {what} was expected")
     try:
-        return jsonlib.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise invalid_response(response, f"malformed JSON where {what} was expected") from None
+        return load_json(body)
+    except ValueError as exc:
+        raise invalid_response(
+            response, f"malformed JSON where {what} was expected ({json_problem(exc)})"
+        ) from None
 
 
 def decode_model(response: httpx.Response, cls: type[T], what: str) -> T:
@@ -283,6 +373,67 @@ def _transport_error(exc: httpx.TransportError, method: str, url: str, attempts:
     if isinstance(exc, httpx.TimeoutException):
         return RequestTimeoutError(f"request timed out ({type(exc).__name__}){tries}", method=method, url=url)
     return NetworkError(f"request failed ({type(exc).__name__}: {exc}){tries}", method=method, url=url)
+
+
+def _unreadable_reply(exc: Exception, method: str, url: str, max_redirects: int) -> InvalidResponseError:
+    """A reply that arrived but cannot be used: never retried (a retry meets the same reply)."""
+    if isinstance(exc, httpx.TooManyRedirects):
+        reason = f"the server redirected more than {max_redirects} times (a redirect loop?)"
+    elif isinstance(exc, httpx.InvalidURL):
+        reason = "a redirect pointed to a URL that is not valid"
+    else:  # an auth flow read a body its Content-Encoding cannot decode
+        reason = f"a body cannot be decoded as its Content-Encoding says ({exc})"
+    return InvalidResponseError(reason, method=method, url=url)
+
+
+def _json_body(value: Any, method: str, shown_url: str) -> bytes:
+    """The JSON request body as UTF-8; a string that is not valid Unicode is the caller's error."""
+    text = jsonlib.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        char = f"U+{ord(exc.object[exc.start]):04X}"
+        raise ConfigurationError(
+            f"cannot send {method} {shown_url}: {_unencodable_path(value)} in the JSON body is not "
+            f"valid Unicode text (it holds the lone surrogate {char})"
+        ) from None
+
+
+def _unencodable_path(value: Any) -> str:
+    """Where the first string that UTF-8 cannot encode sits in a JSON value: `name`, `labels[1]`."""
+    pending: list[tuple[str, Any]] = [("", value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return f"`{path}`" if path else "the value"
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                name = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and not _encodable(key):
+                    return f"a key of `{path}`" if path else "a key"
+                pending.append((name, child))
+        elif isinstance(item, list | tuple):
+            pending.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+    return "a string"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_HEADER_TEXT: Final = (
+    "holds text HTTP cannot carry (a header must be ASCII, and no text may hold a lone surrogate)"
+)
+
+
+def _unsendable(method: str, shown_url: str, problem: str) -> ConfigurationError:
+    # Never the value: a header may hold a token.
+    return ConfigurationError(f"cannot send {method} {shown_url}: {problem}")
 
 
 def _log(level: int, msg: str, *args: object, **extra: object) -> None:

@@ -6,6 +6,7 @@ The delay function is pure: status, headers, body and time come in, seconds (or
 
 from __future__ import annotations
 
+import math
 import ssl
 from collections.abc import Callable, Mapping
 from typing import Final
@@ -44,9 +45,12 @@ class RetryPolicy:
 
     `max_attempts` counts the first try: 1 means never retry. The n-th retry waits
     `initial_delay * multiplier**(n-1)`, capped at `max_delay`, less up to
-    `jitter` of itself at random. A `Retry-After` (seconds or HTTP-date) or a GitHub
-    rate-limit reset is honoured instead, up to `max_retry_after`; a longer wait
-    gives up at once, raising the typed error with its status.
+    `jitter` of itself at random; it never overflows, however many attempts there
+    were. A `Retry-After` (seconds or HTTP-date) or a GitHub rate-limit reset is
+    honoured instead, up to `max_retry_after`; a longer wait gives up at once,
+    raising the typed error with its status. A loop that must not give up (the
+    listener) waits `capped_wait(...)`: the backoff, or the server's wait cut to
+    `max_retry_after`.
 
     `decide`, if given, replaces the decision for a status: it gets
     (attempt, status, headers) and returns seconds to wait, or None to give up.
@@ -69,15 +73,39 @@ class RetryPolicy:
     def __attrs_post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if self.initial_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+        delays = (self.initial_delay, self.max_delay, self.max_retry_after)
+        if any(math.isnan(delay) or delay < 0 for delay in delays):
             raise ValueError("delays must not be negative")
+        if math.isnan(self.multiplier) or self.multiplier <= 0:
+            raise ValueError("multiplier must be positive")
         if not 0 <= self.jitter <= 1:
             raise ValueError("jitter is a fraction between 0 and 1")
 
     def backoff(self, attempt: int, *, random: float = 0.0) -> float:
         """The wait before retry number `attempt` (1-based), jitter drawn from `random` in [0, 1)."""
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** max(0, attempt - 1))
+        base = min(self.max_delay, self._grown(attempt))
         return base * (1.0 - self.jitter * random)
+
+    def _grown(self, attempt: int) -> float:
+        """`initial_delay * multiplier**(attempt-1)` without overflowing (attempt 10**6 is fine)."""
+        if attempt <= 1 or self.initial_delay == 0:
+            return float(self.initial_delay)
+        try:
+            return self.initial_delay * float(self.multiplier) ** (attempt - 1)
+        except OverflowError:
+            return math.inf
+
+    def capped_wait(self, attempt: int, retry_after: float | None = None, *, random: float = 0.0) -> float:
+        """The wait before attempt `attempt + 1` of a loop that never gives up (the listener's reconnects).
+
+        The backoff, or the server's `retry_after` when longer, but never more than
+        `max_retry_after` (nor `max_delay`, if that is longer): a `Retry-After: 1000000000`
+        waits two minutes, not 31 years.
+        """
+        wait = self.backoff(attempt, random=random)
+        if retry_after is None or not retry_after > wait:  # also None-like: NaN
+            return wait
+        return min(retry_after, max(self.max_retry_after, wait))
 
     def delay_for_status(
         self,

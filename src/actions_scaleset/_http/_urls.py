@@ -8,16 +8,26 @@ query instead, as `actions/scaleset` `getMessage` does with `u.Query()`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
-__all__ = ["combine_url", "resolve_url", "url_problem", "with_query"]
+__all__ = ["combine_url", "path_id", "resolve_url", "url_problem", "with_query"]
+
+_NOT_A_URL: Final = "it is not a valid URL"
 
 
 def with_query(url: str | httpx.URL, params: Mapping[str, str]) -> httpx.URL:
     """`url` with `params` added to the query it already has; a key given again is replaced."""
     return httpx.URL(url).copy_merge_params(dict(params))
+
+
+def path_id(value: int, argument: str) -> int:
+    """An id that goes into a URL path: an `int`, never a float or a bool rounded into one."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{argument} must be an int, not {type(value).__name__} {value!r}")
+    return value
 
 
 def resolve_url(base: str, relative: str) -> str:
@@ -42,19 +52,40 @@ def combine_url(base: str, relative: str) -> str:
     return urlunsplit((scheme, netloc, joined, "&".join(q for q in (query, rel_query) if q), ""))
 
 
+_PARSE_PROBLEMS: Final = (
+    ("Invalid IDNA hostname", "its host is not a valid (IDNA) host name"),
+    ("Invalid port", "its port is not valid"),
+    ("Invalid IPv6 address", "its host is not a valid IPv6 address"),
+    ("Invalid IPv4 address", "its host is not a valid IPv4 address"),
+)
+
+
 def url_problem(value: object) -> str | None:
-    """Why `value` cannot be used as an absolute http(s) URL, or None when it can."""
+    """Why `value` cannot be used as an absolute http(s) URL, or None when it can.
+
+    The answer never quotes the URL: callers name it themselves, redacted.
+    """
     if not isinstance(value, str) or not value.strip():
         return "it is empty"
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
         return "it holds a control character"
     try:
         url = httpx.URL(value)
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        said = str(exc)
+        return next((problem for start, problem in _PARSE_PROBLEMS if said.startswith(start)), _NOT_A_URL)
+    return _parts_problem(url)
+
+
+def _parts_problem(url: httpx.URL) -> str | None:
+    try:
         host = url.host  # decodes an IDNA host: a bad one fails here, not at the first request
     except (httpx.InvalidURL, ValueError, UnicodeError):
-        return "it is not a valid URL"
+        return "its host is not a valid (IDNA) host name"
     if url.scheme not in ("http", "https"):
         return "it is not an http(s) URL"
     if not host:
         return "it has no host"
+    if url.port is not None and url.port > 65535:  # asyncio would fail inside a task group, untyped
+        return "its port is not valid"
     return None

@@ -2,7 +2,7 @@
 
 from .._secret import Secret
 from ._cache import TokenCache
-from ._credentials import Credentials, GitHubApp, PersonalAccessToken, load_rsa_private_key
+from ._credentials import Credentials, GitHubApp, PersonalAccessToken, as_credentials, load_rsa_private_key
 from ._secret_auth import BearerAuth, host_of
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "PersonalAccessToken",
     "Secret",
     "TokenCache",
+    "as_credentials",
     "host_of",
     "load_rsa_private_key",
 ]

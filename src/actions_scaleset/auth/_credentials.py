@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from .._http import REST_RETRY, HTTPCore, decode_model
 from .._secret import Secret
@@ -17,7 +17,7 @@ from ._secret_auth import BearerAuth, host_of
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-__all__ = ["Credentials", "GitHubApp", "PersonalAccessToken"]
+__all__ = ["Credentials", "GitHubApp", "PersonalAccessToken", "as_credentials"]
 
 logger = logging.getLogger("actions_scaleset.auth")
 
@@ -31,10 +31,26 @@ INSTALLATION_TOKEN_ASSUMED_LIFETIME: Final = 3600.0
 GITHUB_JSON: Final = "application/vnd.github+json"
 
 
+@runtime_checkable
 class Credentials(Protocol):
     """What `GitHubClient` needs from a credential: an `httpx.Auth` for one config's REST host."""
 
     def bind(self, config: GitHubConfig, http: HTTPCore) -> BearerAuth: ...
+
+
+def as_credentials(auth: Credentials | str | Secret) -> Credentials:
+    """`auth` as credentials: a `str` (or `Secret`) is a personal access token, as githubkit takes it.
+
+    `ScaleSetClient` and `GitHubClient` call this on their `auth=`. Anything else that is
+    not a credential (None, bytes, a number) is a `TypeError` saying what is accepted.
+    """
+    if isinstance(auth, str | Secret):
+        return PersonalAccessToken(auth)
+    if isinstance(auth, Credentials):
+        return auth
+    raise TypeError(
+        f"auth must be a PersonalAccessToken, a GitHubApp, or a token as a str, not {type(auth).__name__}"
+    )
 
 
 class PersonalAccessToken:
@@ -44,9 +60,14 @@ class PersonalAccessToken:
     __slots__ = ("_token",)
 
     def __init__(self, token: str | Secret) -> None:
+        if token is not None and not isinstance(token, str | Secret):
+            raise TypeError(f"a personal access token is a str or a Secret, not {type(token).__name__}")
+        if token is None or not Secret(token).get_secret_value().strip():
+            # never echo what was given: a stray value may still be someone's secret
+            raise ConfigurationError(
+                "the personal access token is empty: if it comes from the environment, is GITHUB_TOKEN set?"
+            )
         self._token = Secret(token)
-        if not self._token.get_secret_value().strip():
-            raise ConfigurationError("the personal access token is empty")
 
     def __repr__(self) -> str:
         return "PersonalAccessToken(Secret('**********'))"
@@ -78,12 +99,17 @@ class GitHubApp:
     ) -> None:
         if (client_id is None) == (app_id is None):
             raise ConfigurationError("give exactly one of client_id= or app_id= for a GitHubApp")
-        issuer = str(client_id if client_id is not None else app_id).strip()
-        if not issuer:
-            raise ConfigurationError("the GitHub App client_id/app_id is empty")
-        if installation_id is not None and (not isinstance(installation_id, int) or installation_id <= 0):
-            raise ConfigurationError("installation_id must be a positive integer")
+        if client_id is not None:
+            if not isinstance(client_id, str):
+                raise TypeError(f"client_id must be a str such as 'Iv1.0123', not {type(client_id).__name__}")
+            issuer = client_id.strip()
+            if not issuer:
+                raise ConfigurationError("the GitHub App client_id is empty")
+        else:
+            issuer = str(_positive_id("app_id", app_id, digits_ok=True))
         self.issuer = issuer
+        if installation_id is not None:
+            installation_id = _positive_id("installation_id", installation_id)
         self.installation_id = installation_id
         self._key = load_rsa_private_key(private_key)
 
@@ -114,6 +140,22 @@ class GitHubApp:
 
     def bind(self, config: GitHubConfig, http: HTTPCore) -> BearerAuth:
         return _InstallationTokens(self, config, http).auth
+
+
+def _positive_id(argument: str, value: object, *, digits_ok: bool = False) -> int:
+    """`value` as a GitHub id: a positive int (or, with `digits_ok`, a str of digits); never a bool."""
+    if digits_ok and isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()):
+            raise ConfigurationError(
+                f"{argument} must be a positive integer; a client ID (such as 'Iv1.0123…') goes in client_id="
+            )
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{argument} must be a positive int, not {type(value).__name__}")
+    if value <= 0:
+        raise ConfigurationError(f"{argument} must be a positive integer, not {value}")
+    return value
 
 
 class _InstallationTokens:

@@ -1,5 +1,6 @@
 """Wire types: frozen attrs classes built by one cattrs converter."""
 
+from .._json import MAX_JSON_DEPTH, json_problem, load_json
 from ._converter import (
     NIL_UUID,
     ZERO_TIME,
@@ -59,6 +60,7 @@ from ._scaleset import (
 
 __all__ = [
     "JOB_MESSAGES_TYPE",
+    "MAX_JSON_DEPTH",
     "NIL_UUID",
     "ZERO_TIME",
     "AcquirableJob",
@@ -100,6 +102,8 @@ __all__ = [
     "format_job_events",
     "format_timestamp",
     "jit_config_request_body",
+    "json_problem",
+    "load_json",
     "parse_job_events",
     "parse_timestamp",
     "salvage_message",

@@ -38,6 +38,7 @@ import cattrs
 from cattrs.cols import homogenous_tuple_structure_factory
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from .._json import json_problem, load_json
 from .._secret import Secret
 from ..errors import InvalidResponseError
 from ._scaleset import (
@@ -468,17 +469,12 @@ def parse_job_events(body: str) -> tuple[JobEvent, ...]:
     `messageType`; an unknown type is kept as an `UnknownJobEvent`. Anything that is
     not a JSON list of objects raises `InvalidResponseError` (so does `"null"`).
     """
-    text = body.removeprefix(_BOM)
-    if not text.strip():
+    if not body.removeprefix(_BOM).strip():
         return ()
     try:
-        items = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidResponseError(
-            f"the message body is not JSON ({exc.msg} at character {exc.pos})"
-        ) from None
-    except (ValueError, RecursionError):
-        raise InvalidResponseError("the message body is not JSON") from None
+        items = load_json(body)
+    except ValueError as exc:
+        raise InvalidResponseError(f"the message body is not JSON ({json_problem(exc)})") from None
     if not isinstance(items, list):
         raise InvalidResponseError(
             f"the message body must hold a JSON list of job messages, not {_json_kind(items)}"
@@ -567,6 +563,11 @@ def structure(data: Any, cls: type[T], what: str | None = None) -> T:
         raise InvalidResponseError(
             f"{what or getattr(cls, '__name__', cls)} does not have the expected shape: {_describe(exc)}"
         ) from None
+    except RecursionError:
+        # `load_json` bounds what the package decodes; this is for a value built elsewhere.
+        raise InvalidResponseError(
+            f"{what or getattr(cls, '__name__', cls)} is nested too deeply to be read"
+        ) from None
 
 
 def unstructure(value: Any) -> Any:
@@ -614,8 +615,8 @@ def salvage_message(payload: Any) -> tuple[RunnerScaleSetMessage | None, tuple[s
         body = ""
     elif message_type == JOB_MESSAGES_TYPE and body.strip():
         try:
-            items = json.loads(body.removeprefix(_BOM))
-        except (ValueError, RecursionError):
+            items = load_json(body)
+        except ValueError:
             items = None
         if not isinstance(items, list):
             problems.append("the body is not a JSON list")

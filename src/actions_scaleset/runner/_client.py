@@ -165,7 +165,7 @@ def acquire_throttle(consecutive_failures: int) -> float:
     "Acquire, renew, complete")."""
     if consecutive_failures <= 0:
         return 0.0
-    return min(MAX_ACQUIRE_THROTTLE, 2.0 ** (consecutive_failures - 1))
+    return min(MAX_ACQUIRE_THROTTLE, 2.0 ** min(consecutive_failures - 1, 30))  # never overflows
 
 
 class _Stop:

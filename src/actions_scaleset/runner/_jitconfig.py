@@ -4,7 +4,9 @@
 (RunnerSettings), `.credentials` (CredentialData) and `.credentials_rsaparams`
 (.NET RSAParameters). Reading is as lenient as the official runner (Newtonsoft):
 keys match case-insensitively, numbers and booleans may be strings (`"6858"`,
-`"True"`), and a UTF-8 BOM is dropped. Everything here is pure except `write`.
+`"True"`), and a UTF-8 BOM is dropped. The URLs the runner will send requests to must be
+absolute http(s) URLs: a bad one is refused here, naming its field, not at the first request.
+Everything here is pure except `write`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from .._http import url_problem
 from .._secret import Secret
 from ..errors import InvalidJitConfigError
+from ..models import json_problem, load_json
 from ._crypto import RSAParameters
 
 if TYPE_CHECKING:
@@ -34,7 +38,6 @@ RSA_PARAMS_FILE: Final = ".credentials_rsaparams"
 OAUTH_SCHEME: Final = "OAuth"
 ACCESS_TOKEN_SCHEME: Final = "OAuthAccessToken"  # noqa: S105 - a scheme name
 
-_BOM: Final = b"\xef\xbb\xbf"
 _TRUE: Final = frozenset({"true", "1"})
 _FALSE: Final = frozenset({"false", "0"})
 
@@ -66,6 +69,16 @@ class _Fields:
         if isinstance(value, bool | int | float):
             return json.dumps(value)
         raise InvalidJitConfigError(f"{self.where} field `{key}` should be a string, not {_kind(value)}")
+
+    def url(self, name: str) -> str | None:
+        """A URL the runner will send requests to: absolute http(s), or absent."""
+        value = self.text(name)
+        if not value:
+            return value
+        problem = url_problem(value)
+        if problem is not None:
+            raise InvalidJitConfigError(f"{self.where} field `{self.raw(name)[0]}` cannot be used: {problem}")
+        return value
 
     def integer(self, name: str, default: int = 0) -> int:
         key, value = self.raw(name)
@@ -122,14 +135,14 @@ def _b64decode(text: str) -> bytes:
 
 
 def _json_bytes(raw: bytes, where: str) -> Any:
-    if raw.startswith(_BOM):
-        raw = raw[len(_BOM) :]
     try:
-        return json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidJitConfigError(f"{where} is not UTF-8 text") from None
+    try:
+        return load_json(text)
     except ValueError as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "malformed"
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else json_problem(exc)
         raise InvalidJitConfigError(f"{where} is not valid JSON ({detail})") from None
 
 
@@ -178,8 +191,8 @@ class RunnerSettings:
             agent_name=f.text("AgentName") or "",
             pool_id=f.integer("PoolId"),
             pool_name=f.text("PoolName"),
-            server_url=f.text("ServerUrl") or "",
-            server_url_v2=f.text("ServerUrlV2") or "",
+            server_url=f.url("ServerUrl") or "",
+            server_url_v2=f.url("ServerUrlV2") or "",
             use_v2_flow=bool(f.boolean("UseV2Flow")),
             use_runner_admin_flow=bool(f.boolean("UseRunnerAdminFlow")),
             github_url=f.text("GitHubUrl"),
@@ -269,19 +282,19 @@ class RunnerCredentials:
                 f"a runner knows {OAUTH_SCHEME} and {ACCESS_TOKEN_SCHEME}"
             )
         client_id = d.text("clientId")
-        authorization_url = d.text("authorizationUrl")
         if not client_id:
             raise InvalidJitConfigError(f"{where} has no `Data.clientId`")
+        authorization_url = d.url("authorizationUrl")
         if not authorization_url:
             raise InvalidJitConfigError(f"{where} has no `Data.authorizationUrl`")
         return cls(
             scheme=OAUTH_SCHEME,
             client_id=client_id,
             authorization_url=authorization_url,
-            oauth_endpoint_url=d.text("oauthEndpointUrl") or None,
+            oauth_endpoint_url=d.url("oauthEndpointUrl") or None,
             # Missing means false at runtime (docs/protocol.md, "JIT configs").
             require_fips_cryptography=bool(d.boolean("requireFipsCryptography")),
-            authorization_url_v2=d.text("authorizationUrlV2") or None,
+            authorization_url_v2=d.url("authorizationUrlV2") or None,
             # The runner checks only that the key is there, not its value (`Runner.cs` `ExecuteCommand`).
             enable_auth_migration_by_default=d.has("enableAuthMigrationByDefault"),
         )

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import attrs
 
+from .._http import url_problem
 from .._secret import Secret
 from ..errors import InvalidResponseError
 from ..models import parse_timestamp
@@ -204,7 +205,28 @@ def _step(raw: Any, index: int) -> JobStepInfo:
 
 
 def parse_job_message(payload: Any) -> JobMessage:
-    """Read an `acquirejob` response or a v1 `PipelineAgentJobRequest` body. Raises `InvalidResponseError`."""
+    """Read an `acquirejob` response or a v1 `PipelineAgentJobRequest` body. Raises `InvalidResponseError`.
+
+    The run-service and results URLs the job will be reported to must be absolute http(s)
+    URLs: they are checked here, not at their first use.
+    """
+    try:
+        message = _parse(payload)
+    except RecursionError:  # a value decoded by `load_json` is never this deep; one built elsewhere may be
+        raise _bad("is nested too deeply to be read") from None
+    _check_url(message.run_service_url, f"`{SYSTEM_CONNECTION}` endpoint URL")
+    if message.results_url is not None:
+        _check_url(message.results_url, "results service URL")
+    return message
+
+
+def _check_url(url: str, what: str) -> None:
+    problem = url_problem(url)
+    if problem is not None:
+        raise _bad(f"{what} cannot be used: {problem}")
+
+
+def _parse(payload: Any) -> JobMessage:
     if not isinstance(payload, Mapping):
         raise _bad("is not a JSON object")
     plan = _object(payload, "plan")

@@ -8,7 +8,6 @@ the message classes below, or `UnknownMessage` for a type it does not know.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -16,8 +15,9 @@ from typing import Any, Final, TypeAlias
 
 import attrs
 
+from .._http import url_problem
 from ..errors import InvalidResponseError
-from ..models import camel_wire, structure
+from ..models import camel_wire, json_problem, load_json, structure
 from ._jobmessage import JobMessage, parse_job_message
 
 __all__ = [
@@ -187,14 +187,19 @@ def parse_timespan(text: str) -> timedelta:
     return -value if sign else value
 
 
-def _body_object(body: str, message_type: str) -> Mapping[str, Any]:
-    text = body.removeprefix(_UTF8_BOM).strip()
-    if not text:
-        return {}
+def _body_json(body: str, message_type: str) -> Any:
     try:
-        value = json.loads(text)
-    except ValueError:
-        raise InvalidResponseError(f"the body of a {message_type} message is not JSON") from None
+        return load_json(body)
+    except ValueError as exc:
+        raise InvalidResponseError(
+            f"the body of a {message_type} message is not JSON ({json_problem(exc)})"
+        ) from None
+
+
+def _body_object(body: str, message_type: str) -> Mapping[str, Any]:
+    if not body.removeprefix(_UTF8_BOM).strip():
+        return {}
+    value = _body_json(body, message_type)
     if not isinstance(value, Mapping):
         raise InvalidResponseError(f"the body of a {message_type} message is not a JSON object")
     return value
@@ -213,6 +218,20 @@ def _pop_timeout(data: Mapping[str, Any], message_type: str) -> tuple[dict[str, 
                     f"the `timeout` of a {message_type} message is not a time span"
                 ) from None
     return out, timeout
+
+
+def _check_url(message: RunnerMessage) -> None:
+    """A URL the runner will send to is checked when it arrives, not at its first use."""
+    if isinstance(message, BrokerMigration):
+        name, url = "brokerBaseUrl", message.broker_base_url
+    elif isinstance(message, RunnerJobRequest) and message.run_service_url:
+        name, url = "run_service_url", message.run_service_url
+    else:
+        return
+    problem = url_problem(url)
+    if problem is not None:
+        kind = type(message).__name__
+        raise InvalidResponseError(f"the `{name}` of a {kind} message cannot be used: {problem}")
 
 
 _SIMPLE: Final[Mapping[str, type[Any]]] = {
@@ -247,11 +266,7 @@ def parse_message(
     if canonical == "ForceTokenRefresh":
         return ForceTokenRefresh(message_id=message_id)
     if canonical == "PipelineAgentJobRequest":
-        text = body.removeprefix(_UTF8_BOM)
-        try:
-            job_payload = json.loads(text)
-        except ValueError:
-            raise InvalidResponseError("the body of a PipelineAgentJobRequest message is not JSON") from None
+        job_payload = _body_json(body, canonical)
         return PipelineJobRequest(job=parse_job_message(job_payload), message_id=message_id)
     if canonical is None:
         return UnknownMessage(kind, message_id, body)
@@ -259,6 +274,7 @@ def parse_message(
     data.pop("message_id", None)
     data.pop("messageId", None)
     message: RunnerMessage = structure(data, _SIMPLE[canonical], f"a {canonical} message")
+    _check_url(message)
     if isinstance(message, JobCancellation | AgentRefresh):
         return attrs.evolve(message, timeout=timeout, message_id=message_id)
     return attrs.evolve(message, message_id=message_id)

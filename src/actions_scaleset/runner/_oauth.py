@@ -15,6 +15,7 @@ and `authorizationUrl` otherwise; pipelines calls always use `authorizationUrl`
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 
 from .._http import HTTPCore, RetryPolicy, decode_json, invalid_response
+from .._jwt import token_expiry
 from .._secret import Secret
 from ..auth import BearerAuth, TokenCache, host_of
 from ..errors import HTTPStatusError, InvalidJitConfigError, OAuthError
@@ -118,23 +120,12 @@ def parse_token_response(payload: Any, *, now: float) -> tuple[Secret, float | N
             expires_in = float(expires_in)
         except ValueError:
             expires_in = None
-    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
+    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and 0 < expires_in < math.inf:
         expiries.append(now + float(expires_in))
-    exp = _unverified_exp(token)
+    exp = token_expiry(token)
     if exp is not None:
         expiries.append(exp)
     return Secret(token), min(expiries) if expiries else None
-
-
-def _unverified_exp(token: str) -> float | None:
-    import jwt
-
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
 class RunnerTokens:

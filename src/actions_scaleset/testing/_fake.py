@@ -107,16 +107,12 @@ class FakeGitHub:
         self.clock: Callable[[], float] = clock or time.time
         self.host = host
         self._core = Core(self.settings, self.clock, seed)
-        self.faults = Faults()
+        routes = [*REST_ROUTES, *ACTIONS_ROUTES, *BROKER_ROUTES, *RUN_ROUTES]
+        self.faults = Faults(route.name for route in routes)
         """Fault injection: `fake.faults.add(route="message", status=503, times=3, retry_after=2)`."""
         self.requests: list[RecordedRequest] = []
         """Every request answered, in order: method, path, route, status, token class."""
-        self.asgi = AsgiApp(
-            self._core,
-            self.faults,
-            self.requests,
-            [*REST_ROUTES, *ACTIONS_ROUTES, *BROKER_ROUTES, *RUN_ROUTES],
-        )
+        self.asgi = AsgiApp(self._core, self.faults, self.requests, routes)
         """The ASGI application (a dropped-connection fault raises out of it)."""
         self._served: str | None = None
 

@@ -8,7 +8,9 @@
     fake.faults.add(route="*", delay=0.5, times=None)        # every request, forever
     fake.faults.add(route="*", status=503, rate=0.1, times=None, seed=7)  # 10% of requests
 
-`route` is a glob over route names (see `FakeGitHub.routes()`); a fault fires for
+`route` is a glob over route names (see `FakeGitHub.routes()`); a name or glob that
+matches no route is a `ValueError` listing them, so a typo cannot pass a test
+silently. A fault fires for
 the next `times` matching requests (None: forever), after skipping `skip` of them;
 with `rate` below 1 it fires for that share of them, drawn from a generator seeded
 with `seed`, so a run is repeatable.
@@ -18,10 +20,11 @@ replaced: the state changed but the client never heard (a lost response).
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import random
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 import attrs
 
@@ -29,10 +32,12 @@ from ._http import Response, Surface, actions_error, error_for, json_response
 
 __all__ = ["Fault", "Faults"]
 
+_REPR_LIMIT: Final = 3
+"""`repr(Faults)` shows this many pending faults, then how many more there are."""
 _MALFORMED = b'{"messageId": 7, "messageType": "RunnerScaleSetJobMessages", "body": "[{\\"messa'
 
 
-@attrs.define
+@attrs.define(repr=False)
 class Fault:
     """One injected failure. `hits` counts how often it fired."""
 
@@ -67,6 +72,18 @@ class Fault:
         if not 0 < self.rate <= 1:
             raise ValueError("rate is the share of matching requests that fail: 0 < rate <= 1")
         self._random = random.Random(self.seed)  # noqa: S311 - a repeatable schedule, not a secret
+
+    def __repr__(self) -> str:
+        """The route, what is not a default, and `hits`: `Fault(route='message', status=503, hits=1)`."""
+        shown = [f"route={self.route!r}"]
+        for field in attrs.fields(Fault):
+            if not field.init or field.name == "route" or field.name.startswith("_"):
+                continue
+            value = getattr(self, field.name)
+            if value != field.default and not (field.name == "headers" and not value):
+                shown.append(f"{field.name}={value!r}")
+        shown.append(f"hits={self.hits}")
+        return f"Fault({', '.join(shown)})"
 
     @property
     def exhausted(self) -> bool:
@@ -129,10 +146,21 @@ def _retry_after(value: float | str) -> str:
 
 
 class Faults:
-    """The faults waiting to fire, first added first."""
+    """The faults waiting to fire, first added first.
 
-    def __init__(self) -> None:
+    Given the `routes` it serves (as `FakeGitHub` does), `add()` refuses a route name or
+    glob that matches none of them.
+    """
+
+    def __init__(self, routes: Iterable[str] | None = None) -> None:
         self._faults: list[Fault] = []
+        self._routes = tuple(dict.fromkeys(routes)) if routes is not None else None
+
+    def __repr__(self) -> str:
+        pending = self.pending
+        shown = ", ".join(repr(fault) for fault in pending[:_REPR_LIMIT])
+        more = f", … {len(pending) - _REPR_LIMIT} more" if len(pending) > _REPR_LIMIT else ""
+        return f"Faults([{shown}{more}])"
 
     def add(
         self,
@@ -153,7 +181,11 @@ class Faults:
         rate: float = 1.0,
         seed: int | None = 0,
     ) -> Fault:
-        """Add a fault and return it (its `hits` says how often it fired)."""
+        """Add a fault and return it (its `hits` says how often it fired).
+
+        `ValueError` when `route` matches none of the known routes.
+        """
+        self._check_route(route)
         fault = Fault(
             route=route,
             method=method,
@@ -173,6 +205,20 @@ class Faults:
         )
         self._faults.append(fault)
         return fault
+
+    def _check_route(self, route: str) -> None:
+        if self._routes is None:
+            return
+        if not isinstance(route, str):
+            raise TypeError(f"route is a route name or a glob over them, not {type(route).__name__}")
+        if any(fnmatch.fnmatchcase(name, route) for name in self._routes):
+            return
+        close = [repr(name) for name in difflib.get_close_matches(route, self._routes, n=3)]
+        hint = ""
+        if close:
+            options = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+            hint = f" (did you mean {options}?)"
+        raise ValueError(f"no route matches {route!r}{hint}; the routes are: {', '.join(self._routes)}")
 
     def clear(self) -> None:
         self._faults.clear()

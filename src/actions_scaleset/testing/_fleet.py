@@ -5,6 +5,9 @@ listener asks for it mints a JIT config and "boots" a runner that speaks the rea
 runner protocol (OAuth, broker session, acquire, renew, complete); when fewer are
 wanted it deregisters idle runners first and only then stops them. Point it at
 `FakeGitHub` to test a listener end to end, offline.
+
+A registration whose answer never arrived (a lost response, a cancellation mid-request)
+is looked up by name and removed, so the fleet leaks no runner.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import anyio
 import attrs
 
 from .._secret import Secret
-from ..errors import ActionsScaleSetError, JobStillRunningError, RunnerNotFoundError
-from ..models import JobCompleted, JobStarted
+from ..errors import ActionsScaleSetError, HTTPStatusError, JobStillRunningError, RunnerNotFoundError
+from ..models import JitRunnerConfig, JobCompleted, JobStarted
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -33,6 +36,9 @@ __all__ = ["RunnerFleet"]
 logger = logging.getLogger("actions_scaleset.testing.fleet")
 
 JobHandler = Callable[["Job"], Awaitable["Conclusion"]]
+
+CLEANUP_TIMEOUT = 30.0
+"""How long removing a registration whose answer was lost may take."""
 
 
 async def succeed(job: Job) -> Conclusion:
@@ -61,6 +67,11 @@ class RunnerFleet:
     `run_job` runs each acquired job and returns its conclusion (default: succeed at
     once). `http` is the `HTTPCore` the runners share (default: the client's).
     A runner that fails is recorded in `failures` and does not stop the fleet.
+
+    When minting a JIT config fails without a clear refusal (its response was lost, the
+    call was cancelled, a 5xx), the registration it may have made is found by name and
+    removed before the error goes on, so nothing is left registered that the fleet does
+    not know.
     """
 
     def __init__(
@@ -100,7 +111,7 @@ class RunnerFleet:
     async def handle_desired_runner_count(self, count: int) -> int:
         while self.live < count:
             name = f"{self.name_prefix}-{next(self._names)}"
-            jit = await self.client.generate_jit_config(self.scale_set_id, name=name)
+            jit = await self._register(name)
             runner = _Runner(jit.runner.id, jit.runner.name)
             self._runners[runner.name] = runner
             self.task_group.start_soon(self._run, runner, jit.encoded_jit_config)
@@ -108,6 +119,38 @@ class RunnerFleet:
         for runner in idle[: max(0, self.live - count)]:
             await self._retire(runner)
         return count
+
+    async def _register(self, name: str) -> JitRunnerConfig:
+        try:
+            return await self.client.generate_jit_config(self.scale_set_id, name=name)
+        except HTTPStatusError as exc:
+            if exc.status_code is not None and exc.status_code < 500:
+                raise  # refused: nothing was registered (and a 409 means the name is someone else's)
+            await self._forget(name, exc)
+            raise
+        except BaseException as exc:  # a lost answer, an unreadable one, or a cancellation
+            await self._forget(name, exc)
+            raise
+
+    async def _forget(self, name: str, cause: BaseException) -> None:
+        """Remove the runner `name` if the failed registration made it after all; shielded, best effort."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
+            try:
+                made = await self.client.get_runner_by_name(name)
+                if made is None:
+                    return
+                await self.client.remove_runner(made.id)
+            except RunnerNotFoundError:
+                return
+            except ActionsScaleSetError as exc:
+                logger.warning("runner %s may be left registered: looking it up failed: %s", name, exc)
+                return
+            self.removed += 1
+            logger.warning(
+                "removed runner %s: the service registered it, but its answer never arrived intact (%s)",
+                name,
+                type(cause).__name__,
+            )
 
     async def _retire(self, runner: _Runner) -> None:
         # Deregister first: the service refuses while the runner runs a job, and takes
