@@ -23,8 +23,10 @@ from actions_scaleset._http import (
     REST_RETRY,
     SINGLE_USE_RETRY,
     HTTPCore,
+    PollPool,
     RetryPolicy,
     decode_json,
+    pool_limit,
 )
 from tests.support import FakeClock
 
@@ -265,3 +267,70 @@ async def test_debug_logs_carry_timings_and_redacted_urls(
     assert "topsecret" not in joined
     assert "pw@" not in joined
     assert "api-version=6.0-preview" in joined
+
+
+# ---------------------------------------------------------------- long polls get a pool of their own
+
+
+async def test_a_core_that_makes_its_client_gives_long_polls_a_client_of_their_own() -> None:
+    core = HTTPCore()
+    polls = core.polls.client()
+    assert polls is not core.client
+    assert pool_limit(core.client) == 100  # httpx's default, for ordinary calls
+    assert pool_limit(polls) is None  # unlimited: one connection per parked poll
+    assert core.polls.client() is polls
+    await core.aclose()
+    assert polls.is_closed
+    assert core.client.is_closed
+
+
+async def test_long_polls_are_sent_on_the_poll_client() -> None:
+    sent: list[str] = []
+
+    def answer(name: str) -> httpx.MockTransport:
+        def reply(request: httpx.Request) -> httpx.Response:
+            sent.append(name)
+            return httpx.Response(202)
+
+        return httpx.MockTransport(reply)
+
+    core = HTTPCore()
+    await core.client.aclose()
+    core.client = httpx.AsyncClient(transport=answer("ordinary"))
+    core.polls = PollPool(core.client, owned=True)
+    core.polls._own = httpx.AsyncClient(transport=answer("poll"))
+    await core.request("GET", "https://x.example/q", policy=asc.NO_RETRY, expect=(202,), long_poll=True)
+    await core.request("GET", "https://x.example/q", policy=asc.NO_RETRY, expect=(202,))
+    assert sent == ["poll", "ordinary"]
+    await core.aclose()
+
+
+async def test_a_client_passed_in_carries_the_polls_and_warns_once_when_they_fill_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=3)) as client:
+        core = HTTPCore(client)
+        assert core.polls.client() is client
+        with caplog.at_level(logging.WARNING, logger="actions_scaleset.http"):
+            for _ in range(5):
+                core.polls.hold()
+        warnings = [r for r in caplog.records if "max_connections" in r.getMessage()]
+        assert len(warnings) == 1
+        assert "3 message sessions" in warnings[0].getMessage()
+        for _ in range(6):
+            core.polls.release()
+        assert core.polls.held == 0
+        await core.aclose()
+        assert not client.is_closed  # the caller's to close
+
+
+def test_pool_limit_reads_httpx_internals_defensively() -> None:
+    class Broken:
+        @property
+        def _transport(self) -> object:
+            raise RuntimeError("moved")
+
+    assert pool_limit(Broken()) is None  # type: ignore[arg-type]
+    assert pool_limit(httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))) is None
+    assert pool_limit(httpx.AsyncClient(limits=httpx.Limits(max_connections=7))) == 7
+    assert pool_limit(httpx.AsyncClient(limits=httpx.Limits(max_connections=None))) is None

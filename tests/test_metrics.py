@@ -113,3 +113,26 @@ def test_buckets_given_as_a_str_are_a_type_error() -> None:
     config = asc.GitHubConfig.parse("https://github.com/octo-org", env={})
     with pytest.raises(TypeError, match="buckets is a sequence of upper bounds"):
         PrometheusMetrics(config, "arc-runner-set", buckets="125", registry=CollectorRegistry())  # type: ignore[arg-type]
+
+
+def test_many_scale_sets_share_one_registry_told_apart_by_name() -> None:
+    registry = CollectorRegistry()
+    config = asc.GitHubConfig.parse("https://github.com/octo-org", env={})
+    linux = PrometheusMetrics(config, "linux", max_runners=10, registry=registry)
+    arm = PrometheusMetrics(config, "arm", max_runners=4, registry=registry)
+    linux.record_desired_runners(3)
+    arm.record_desired_runners(1)
+    labels = {"enterprise": "", "organization": "octo-org", "repository": "", "namespace": ""}
+    assert registry.get_sample_value("gha_desired_runners", {**labels, "name": "linux"}) == 3
+    assert registry.get_sample_value("gha_desired_runners", {**labels, "name": "arm"}) == 1
+    assert registry.get_sample_value("gha_max_runners", {**labels, "name": "arm"}) == 4
+    (started,) = fixture_message().jobs_started
+    linux.record_job_started(started)
+    arm.record_job_started(started)
+    assert registry.get_sample_value("gha_started_jobs_total", job_labels(started)) == 2  # ARC's job labels
+    arm.remove()
+    assert registry.get_sample_value("gha_desired_runners", {**labels, "name": "arm"}) is None
+    assert registry.get_sample_value("gha_desired_runners", {**labels, "name": "linux"}) == 3
+    arm.remove()  # twice is harmless
+    with pytest.raises(ValueError, match="same buckets"):
+        PrometheusMetrics(config, "other", registry=registry, buckets=(1.0, 2.0))

@@ -83,9 +83,11 @@ if TYPE_CHECKING:
     from .github import (
         GitHubClient,
     )
+    from .group import ListenerGroup
     from .listener import (
         EnsureScaleSet,
         Listener,
+        ListenerStatus,
         MetricsRecorder,
         NoopMetrics,
         Scaler,
@@ -150,6 +152,8 @@ _LAZY: dict[str, str] = {
     "JobStarted": ".models",
     "Label": ".models",
     "Listener": ".listener",
+    "ListenerGroup": ".group",
+    "ListenerStatus": ".listener",
     "MESSAGE_POLL_RETRY": "._http",
     "MessageSession": ".session",
     "MetricsRecorder": ".listener",
@@ -235,6 +239,8 @@ __all__ = [
     "JobStillRunningError",
     "Label",
     "Listener",
+    "ListenerGroup",
+    "ListenerStatus",
     "MessageQueueTokenExpiredError",
     "MessageSession",
     "MetricsRecorder",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -44,6 +45,7 @@ from .session import MessageSession
 __all__ = [
     "EnsureScaleSet",
     "Listener",
+    "ListenerStatus",
     "MetricsRecorder",
     "NoopMetrics",
     "Scaler",
@@ -124,6 +126,28 @@ class EnsureScaleSet:
     runner_setting: RunnerSetting | None = None
 
 
+@attrs.frozen
+class ListenerStatus:
+    """Where one listener stands: `Listener.status`, and per set `ListenerGroup.status()`.
+
+    Times are seconds since the epoch (`time.time()`), None until it happened.
+    """
+
+    scale_set_id: int | None
+    session_open: bool = False
+    """A message session is open: the listener is polling its queue."""
+    last_poll_at: float | None = None
+    """When the queue last answered a poll (a message, or empty): the listener is alive."""
+    last_message_at: float | None = None
+    """When the last message with job events or statistics was handled."""
+    desired_runners: int | None = None
+    """The count the scaler last settled on."""
+    last_error: str | None = None
+    """The last failure (one line), kept after recovery; None if none yet."""
+    restarts: int = 0
+    """Times a `ListenerGroup` restarted the listener after a fatal error."""
+
+
 class Listener:
     """Listens on one scale set and keeps a `Scaler` told, until cancelled.
 
@@ -141,6 +165,9 @@ class Listener:
       last; a server's `Retry-After` is honoured up to `reconnect_backoff.max_retry_after`.
     - `ScaleSetNotFoundError` is raised, unless `ensure=EnsureScaleSet(...)` was
       given: then the scale set is re-created and listening carries on.
+    - `status` says where it stands (session open, last poll and message, desired
+      runners, last error); `open_limiter` caps session creations shared with other
+      listeners (`ListenerGroup` sets it).
     """
 
     def __init__(  # noqa: PLR0917 - the issue's positional order: client, id, scaler, min, max
@@ -156,6 +183,7 @@ class Listener:
         owner: str | None = None,
         reconnect_backoff: RetryPolicy = RECONNECT_BACKOFF,
         session_options: Mapping[str, Any] | None = None,
+        open_limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         if scaler is None:
             raise TypeError("Listener needs a scaler")
@@ -176,6 +204,11 @@ class Listener:
         self.session_options = dict(session_options or {})
         self.statistics = RunnerScaleSetStatistic()
         self.last_desired: int | None = None
+        self.open_limiter = open_limiter
+        self.session_open = False
+        self.last_poll_at: float | None = None
+        self.last_message_at: float | None = None
+        self.last_error: str | None = None
         self._startup_acquire_failed = False
         self._failures = 0
         """Reconnects in a row; back to 0 once a poll succeeds."""
@@ -184,6 +217,18 @@ class Listener:
         return (
             f"Listener(scale_set_id={self.scale_set_id}, min_runners={self.min_runners}, "
             f"max_runners={self.max_runners}, owner={self.owner!r})"
+        )
+
+    @property
+    def status(self) -> ListenerStatus:
+        """A snapshot of where the listener stands."""
+        return ListenerStatus(
+            scale_set_id=self.scale_set_id,
+            session_open=self.session_open,
+            last_poll_at=self.last_poll_at,
+            last_message_at=self.last_message_at,
+            desired_runners=self.last_desired,
+            last_error=self.last_error,
         )
 
     async def run(self) -> None:
@@ -199,11 +244,19 @@ class Listener:
                 if self.scale_set_id is None:
                     await self._ensure_scale_set()
                 assert self.scale_set_id is not None
-                session = self.client.session(self.scale_set_id, owner=self.owner, **self.session_options)
+                options = dict(self.session_options)
+                if self.open_limiter is not None:
+                    options.setdefault("open_limiter", self.open_limiter)
+                session = self.client.session(self.scale_set_id, owner=self.owner, **options)
                 async with session:
-                    await self._start(session)
-                    await self._poll(session)
+                    self.session_open = True
+                    try:
+                        await self._start(session)
+                        await self._poll(session)
+                    finally:
+                        self.session_open = False
             except ScaleSetNotFoundError as exc:
+                self.last_error = _one_line(exc)
                 if self.ensure is None:
                     logger.error(
                         "scale set %s no longer exists (GitHub deletes scale sets after 7 days without a "
@@ -223,16 +276,19 @@ class Listener:
                 if isinstance(exc, MessageQueueTokenExpiredError):
                     await self._back_off(exc)  # a new session brings a new token
                     continue
+                self.last_error = _one_line(exc)
                 logger.error("credentials were refused: %s", exc)
                 raise
             except RequestError as exc:
                 if not _transient(exc):
+                    self.last_error = _one_line(exc)
                     raise
                 await self._back_off(exc)
 
     async def _back_off(self, exc: ActionsScaleSetError) -> None:
         """Wait before reconnecting: jittered backoff, or the server's wait up to the policy's cap."""
         self._failures += 1
+        self.last_error = _one_line(exc)
         policy = self.reconnect_backoff
         asked = exc.retry_after if isinstance(exc, RateLimitError) else None
         wait = policy.capped_wait(self._failures, asked, random=self.client.http.random())
@@ -301,6 +357,7 @@ class Listener:
             await anyio.lowlevel.checkpoint()  # an in-process queue may never suspend on its own
             message = await session.get_message(last_message_id, max_capacity=self.max_runners)
             self._failures = 0
+            self.last_poll_at = time.time()
             if message is None:
                 self._record(session.statistics)
                 await self._scale()
@@ -310,6 +367,7 @@ class Listener:
                 if handled:
                     await session.delete_message(message.message_id)
                     last_message_id = message.message_id
+                    self.last_message_at = time.time()
             if not handled:
                 await self.client.http.sleep(HANDLER_RETRY_DELAY)
 

@@ -9,6 +9,8 @@ actions/actions-runner-controller). Needs the `metrics` extra
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -59,6 +61,13 @@ class PrometheusMetrics:
     URL), `name` (the scale set) and `namespace`; job metrics carry the job's owner,
     repository, display name and event. Serve `registry` with prometheus-client's
     `start_http_server(port, registry=metrics.registry)`.
+
+    Many scale sets in one process (`ListenerGroup`): give every set's
+    `PrometheusMetrics` the same `registry`. They share one family per metric, each
+    set's gauges told apart by `name`, as ARC's are (no label is added). Job metrics
+    keep ARC's labels, which name no scale set: in a shared registry they add up over
+    the sets. `remove()` stops exporting a set's gauges (after `ListenerGroup.remove`).
+    The sets sharing a registry must use the same `buckets`.
     """
 
     def __init__(
@@ -82,6 +91,7 @@ class PrometheusMetrics:
             raise ModuleNotFoundError(INSTALL_HINT, name=exc.name) from exc
 
         self.registry = registry if registry is not None else CollectorRegistry()
+        families = _families(self.registry, tuple(buckets))
         self._enterprise = config.enterprise or ""
         self._scale_set_values = (
             self._enterprise,
@@ -91,40 +101,33 @@ class PrometheusMetrics:
             namespace,
         )
 
-        def gauge(name: str, documentation: str) -> Any:
-            return Gauge(name, documentation, _SCALE_SET_LABELS, registry=self.registry).labels(
-                *self._scale_set_values
-            )
+        if families is None:
+            families = _Families(self.registry, tuple(buckets), Gauge, Counter, Histogram)
+            _FAMILIES[self.registry] = families
+        self._families = families
 
-        self._gauges = {field: gauge(f"gha_{name}", doc) for name, (doc, field) in _GAUGES.items()}
-        gauge("gha_min_runners", "Minimum number of idle runners").set(min_runners)
-        gauge("gha_max_runners", "Maximum number of runners").set(max_runners)
-        self._desired = gauge("gha_desired_runners", "Runners the scaler was asked for")
-        self._started = Counter(
-            "gha_started_jobs", "Jobs started on the scale set's runners", _JOB_LABELS, registry=self.registry
-        )
-        self._completed = Counter(
-            "gha_completed_jobs", "Jobs completed", (*_JOB_LABELS, "job_result"), registry=self.registry
-        )
-        self._startup = Histogram(
-            "gha_job_startup_duration_seconds",
-            "From assignment to the scale set to a runner taking the job",
-            _JOB_LABELS,
-            buckets=tuple(buckets),
-            registry=self.registry,
-        )
-        self._execution = Histogram(
-            "gha_job_execution_duration_seconds",
-            "From a runner taking the job to its end",
-            (*_JOB_LABELS, "job_result"),
-            buckets=tuple(buckets),
-            registry=self.registry,
-        )
+        def gauge(name: str) -> Any:
+            return families.gauges[name].labels(*self._scale_set_values)
+
+        self._gauges = {field: gauge(f"gha_{name}") for name, (_, field) in _GAUGES.items()}
+        gauge("gha_min_runners").set(min_runners)
+        gauge("gha_max_runners").set(max_runners)
+        self._desired = gauge("gha_desired_runners")
+        self._started = families.started
+        self._completed = families.completed
+        self._startup = families.startup
+        self._execution = families.execution
 
     def __repr__(self) -> str:
         """The scale set's labels that are set: `PrometheusMetrics(organization='acme', name='linux')`."""
         labels = zip(_SCALE_SET_LABELS, self._scale_set_values, strict=True)
         return f"PrometheusMetrics({', '.join(f'{name}={value!r}' for name, value in labels if value)})"
+
+    def remove(self) -> None:
+        """Stop exporting this scale set's gauges (its job metrics stay: they name no scale set)."""
+        for family in self._families.gauges.values():
+            with contextlib.suppress(KeyError):  # removed already
+                family.remove(*self._scale_set_values)
 
     def _job_values(self, job: JobStarted | JobCompleted) -> tuple[str, ...]:
         return (self._enterprise, job.owner_name, job.repository_name, job.job_display_name, job.event_name)
@@ -151,3 +154,62 @@ class PrometheusMetrics:
 
     def record_desired_runners(self, count: int) -> None:
         self._desired.set(count)
+
+
+_STATIC_GAUGES: Final = {
+    "gha_min_runners": "Minimum number of idle runners",
+    "gha_max_runners": "Maximum number of runners",
+    "gha_desired_runners": "Runners the scaler was asked for",
+}
+
+
+class _Families:
+    """ARC's metric families in one registry, shared by every `PrometheusMetrics` using it."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        buckets: tuple[float, ...],
+        gauge: Any,
+        counter: Any,
+        histogram: Any,
+    ) -> None:
+        self.buckets = buckets
+        documented = {f"gha_{name}": doc for name, (doc, _) in _GAUGES.items()} | _STATIC_GAUGES
+        self.gauges = {
+            name: gauge(name, doc, _SCALE_SET_LABELS, registry=registry) for name, doc in documented.items()
+        }
+        self.started = counter(
+            "gha_started_jobs", "Jobs started on the scale set's runners", _JOB_LABELS, registry=registry
+        )
+        self.completed = counter(
+            "gha_completed_jobs", "Jobs completed", (*_JOB_LABELS, "job_result"), registry=registry
+        )
+        self.startup = histogram(
+            "gha_job_startup_duration_seconds",
+            "From assignment to the scale set to a runner taking the job",
+            _JOB_LABELS,
+            buckets=buckets,
+            registry=registry,
+        )
+        self.execution = histogram(
+            "gha_job_execution_duration_seconds",
+            "From a runner taking the job to its end",
+            (*_JOB_LABELS, "job_result"),
+            buckets=buckets,
+            registry=registry,
+        )
+
+
+_FAMILIES: Final[weakref.WeakKeyDictionary[CollectorRegistry, _Families]] = weakref.WeakKeyDictionary()
+
+
+def _families(registry: CollectorRegistry, buckets: tuple[float, ...]) -> _Families | None:
+    """The families already made in `registry`, if any; other `buckets` than theirs are refused."""
+    families = _FAMILIES.get(registry)
+    if families is not None and families.buckets != buckets:
+        raise ValueError(
+            "every PrometheusMetrics sharing a registry must use the same buckets: this registry's "
+            f"histograms have {families.buckets}"
+        )
+    return families

@@ -86,6 +86,10 @@ class MessageSession:
     session within `close_timeout` seconds, even when the block was cancelled, and
     so does a cancellation while the session is being created: the `POST` is
     shielded, and a session it made after all is deleted.
+
+    `open_limiter` (an `anyio.CapacityLimiter` shared by many sessions) caps how many
+    session creations are in flight at once. It is held only for each `POST`, never
+    while waiting out a 409, so one stale session does not hold up the others.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class MessageSession:
         conflict_backoff: RetryPolicy = CONFLICT_BACKOFF,
         poll_retry: RetryPolicy = MESSAGE_POLL_RETRY,
         unusable_backoff: RetryPolicy = UNUSABLE_REPLY_BACKOFF,
+        open_limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.client = client
         self.scale_set_id = path_id(scale_set_id, "scale_set_id")
@@ -108,6 +113,8 @@ class MessageSession:
         self.conflict_backoff = conflict_backoff
         self.poll_retry = poll_retry
         self.unusable_backoff = unusable_backoff
+        self.open_limiter = open_limiter
+        self._holds_poll = False
         self._unusable_replies = 0
         self._acquired: OrderedDict[int, None] = OrderedDict()
         self._cache: TokenCache[RunnerScaleSetSession] = TokenCache(
@@ -164,6 +171,9 @@ class MessageSession:
         """
         session = await self._create()
         self._cache.put(session, _token_expiry(session))
+        if not self._holds_poll:
+            self._holds_poll = True
+            self.client.http.polls.hold()
         return session
 
     async def _create(self) -> RunnerScaleSetSession:
@@ -175,9 +185,7 @@ class MessageSession:
             try:
                 # Shielded: a cancel while the POST is in flight must not leave a session behind
                 # that the next listener meets as a 409.
-                response = await _complete_or_undo(
-                    self._post_session, self._undo_create, grace=self.close_timeout
-                )
+                response = await self._post_limited()
             except SessionConflictError as exc:
                 waited = clock() - started
                 wait = self.conflict_backoff.backoff(attempt, random=self.client.http.random())
@@ -210,6 +218,13 @@ class MessageSession:
                 self.owner,
             )
             return session
+
+    async def _post_limited(self) -> httpx.Response:
+        """One shielded `POST`, within `open_limiter` when there is one (released before any 409 wait)."""
+        if self.open_limiter is None:
+            return await _complete_or_undo(self._post_session, self._undo_create, grace=self.close_timeout)
+        async with self.open_limiter:
+            return await _complete_or_undo(self._post_session, self._undo_create, grace=self.close_timeout)
 
     async def _post_session(self) -> httpx.Response:
         return await self.client.actions_request(
@@ -269,6 +284,9 @@ class MessageSession:
         session = self._cache.current
         self._cache.invalidate()
         self._acquired.clear()
+        if self._holds_poll:
+            self._holds_poll = False
+            self.client.http.polls.release()
         if session is None:
             return
         await self._delete(session.session_id)
@@ -343,6 +361,7 @@ class MessageSession:
                 params=params,
                 timeout=POLL_TIMEOUT,
                 expect=(200, 202),
+                long_poll=True,
                 unauthorized=MessageQueueTokenExpiredError,
             )
             if response.status_code == 202:

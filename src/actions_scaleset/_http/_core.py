@@ -3,6 +3,15 @@
 Every layer sends its requests through `HTTPCore.request`. It owns nothing but the
 client (when it made it) and the injected clock, sleep and randomness.
 
+One HTTP client per top-level object, in spirit: when `HTTPCore` makes its client it
+also makes a second one, used only for the message queue's long polls
+(`request(..., long_poll=True)`), whose pool has no limit. A thousand parked polls
+then never take the connections that acquisitions and session calls need, and
+httpx's default limit of 100 connections never leaves a scale set unheard.
+`aclose()` closes both. A client you pass in carries every request, polls too (its
+proxies and CA are yours); when its pool cannot hold the polls, a warning says so
+once (`PollPool.hold`).
+
 Nothing httpx raises leaves `request` untyped: a URL that is not absolute http(s) is a
 `NetworkError` before anything is sent (as httpx's `UnsupportedProtocol` already was),
 text HTTP cannot carry is a `ConfigurationError`, and a reply that cannot be read (a
@@ -15,6 +24,7 @@ import json as jsonlib
 import logging
 import platform
 import random as random_module
+import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping
 from contextlib import aclosing
@@ -40,11 +50,14 @@ from ._urls import url_problem, with_query
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "POLL_LIMITS",
     "POLL_TIMEOUT",
     "HTTPCore",
+    "PollPool",
     "decode_json",
     "decode_model",
     "invalid_response",
+    "pool_limit",
     "user_agent",
 ]
 
@@ -56,6 +69,9 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 POLL_TIMEOUT: Final = httpx.Timeout(70.0, connect=10.0)
 """Above the ~50 s the message queue holds a long poll before it answers 202 (docs/protocol.md,
 "The long poll")."""
+
+POLL_LIMITS: Final = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+"""The long-poll client's pool: one connection per parked poll, however many scale sets."""
 
 _UNSET: Final[Any] = object()
 
@@ -87,6 +103,74 @@ def _redact_httpx_log() -> None:
         httpx_logger.addFilter(RedactURLsFilter())
 
 
+def pool_limit(client: httpx.AsyncClient) -> int | None:
+    """The most connections `client`'s pool opens; None when unlimited or unreadable.
+
+    httpx does not expose it: this reads its internals (`AsyncHTTPTransport._pool`),
+    defensively, so an httpx that moved them only loses the warning.
+    """
+    try:
+        pool = getattr(getattr(client, "_transport", None), "_pool", None)
+        limit = getattr(pool, "_max_connections", None)
+    except Exception:  # noqa: BLE001 - a property of somebody's transport; never worth a crash
+        return None
+    if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < sys.maxsize:
+        return limit
+    return None
+
+
+class PollPool:
+    """The connections long polls use, and how many polls are held.
+
+    When the core made its client, polls get a client of their own (made at the first
+    poll, pool unlimited: `POLL_LIMITS`). A client passed in carries the polls too;
+    `hold()` warns once when the sessions holding polls fill its pool.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, *, owned: bool) -> None:
+        self._shared = client
+        self._owned = owned
+        self._own: httpx.AsyncClient | None = None
+        self._closed = False
+        self._warned = False
+        self.held = 0
+        """Message sessions open on this core, each keeping one long poll parked."""
+
+    def client(self) -> httpx.AsyncClient:
+        if not self._owned or self._closed:
+            return self._shared  # once closed, the shared client's own error says so
+        if self._own is None:
+            self._own = httpx.AsyncClient(timeout=POLL_TIMEOUT, limits=POLL_LIMITS)
+        return self._own
+
+    def hold(self) -> None:
+        """A message session opened: one more poll to park. Warns once when they fill your pool."""
+        self.held += 1
+        if self._owned or self._warned:
+            return
+        limit = pool_limit(self._shared)
+        if limit is not None and self.held >= limit:
+            self._warned = True
+            logger.warning(
+                "%d message sessions now share the http_client you gave, whose pool holds at most %d "
+                "connections: each parks a long poll on one, so further polls wait (their scale sets "
+                "hear of no jobs) and so does every other call. Make the pool larger than the number of "
+                "scale sets: httpx.AsyncClient(limits=httpx.Limits(max_connections=...)), or None; or "
+                "let the ScaleSetClient make its own client, which gives long polls a pool of their own.",
+                self.held,
+                limit,
+            )
+
+    def release(self) -> None:
+        """A message session closed."""
+        self.held = max(0, self.held - 1)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._own is not None:
+            await self._own.aclose()
+
+
 class HTTPCore:
     """Sends requests with a retry policy and turns failures into typed errors.
 
@@ -106,6 +190,8 @@ class HTTPCore:
     ) -> None:
         self._owns_client = http_client is None
         self.client = http_client if http_client is not None else httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        self.polls = PollPool(self.client, owned=self._owns_client)
+        """Where long polls go, and how many are held (see the module's docstring)."""
         self.user_agent = user_agent(user_agent_suffix)
         self.sleep = sleep
         self.clock = clock
@@ -113,8 +199,12 @@ class HTTPCore:
         _redact_httpx_log()
 
     async def aclose(self) -> None:
+        """Close the clients this core made (the long-poll client too); a client passed in is yours."""
         if self._owns_client:
-            await self.client.aclose()
+            try:
+                await self.polls.aclose()
+            finally:
+                await self.client.aclose()
 
     async def request(
         self,
@@ -131,8 +221,11 @@ class HTTPCore:
         timeout: httpx.Timeout | None = None,
         expect: Collection[int] = (200,),
         unauthorized: type[AuthenticationError] = AuthenticationError,
+        long_poll: bool = False,
     ) -> httpx.Response:
         """Send, retrying as `policy` says; return the response whose status is in `expect`.
+
+        `long_poll=True` sends it on the long-poll client (`polls`), when this core made its own.
 
         `params` are added to the query `url` already has (a server-given URL keeps its own).
 
@@ -152,12 +245,13 @@ class HTTPCore:
             "data": data,
             "timeout": timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
         }
+        client = self.polls.client() if long_poll else self.client
         attempt = 0
         while True:
             attempt += 1
             started = time.perf_counter()
             try:
-                response = await self._send(method, url, auth, shown_url, build)
+                response = await self._send(method, url, auth, shown_url, build, client=client)
             except httpx.TransportError as exc:
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 wait = policy.delay_for_exception(attempt, exc, random=self.random())
@@ -272,19 +366,21 @@ class HTTPCore:
         auth: httpx.Auth | None,
         shown_url: str,
         build: dict[str, Any],
+        *,
+        client: httpx.AsyncClient,
     ) -> httpx.Response:
         """Build, send and read one attempt. Transport errors pass through for the retry loop;
         anything else httpx raises becomes its typed error here."""
         try:
-            request = self.client.build_request(method, url, **build)
+            request = client.build_request(method, url, **build)
         except UnicodeEncodeError:
             raise _unsendable(method, shown_url, f"a header or form field {_HEADER_TEXT}") from None
         try:
-            response = await self.client.send(
+            response = await client.send(
                 request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
             )
         except (httpx.TooManyRedirects, httpx.DecodingError, httpx.InvalidURL) as exc:
-            raise _unreadable_reply(exc, method, str(url), self.client.max_redirects) from None
+            raise _unreadable_reply(exc, method, str(url), client.max_redirects) from None
         except UnicodeEncodeError:
             raise _unsendable(method, shown_url, f"a credential or header {_HEADER_TEXT}") from None
         return await _read(response)
