@@ -1,8 +1,11 @@
-"""`nox -s bench`: SDK vs raw httpx on the same in-process transport, and import time."""
+"""`nox -s bench`: SDK vs raw httpx on the same in-process transport, import time, and many
+scale sets in one process (`--sets N`, default 1,000; `--sets 0` skips it; env `BENCH_SETS`)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -12,6 +15,7 @@ import anyio
 import httpx
 
 import actions_scaleset as asc
+from benchmarks import many_sets
 from benchmarks._harness import Comparison, compare
 
 API = "https://api.github.com"
@@ -182,6 +186,9 @@ def bench_import(statement: str, name: str) -> Comparison:
 
 
 async def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", parents=[many_sets.parser()])
+    parser.set_defaults(sets=int(os.environ.get("BENCH_SETS", "1000")))
+    args = parser.parse_args()
     results = [
         await bench_registration_token(),
         await bench_message_poll(),
@@ -195,6 +202,11 @@ async def main() -> None:
     print("actions_scaleset benchmarks (median of interleaved rounds; ratios are what count)")
     for result in results:
         print(" ", result.line())
+    if args.sets > 0:
+        settings = many_sets.settings_from(args)
+        print()
+        for line in many_sets.table(await many_sets.run(settings), settings):
+            print(line)
 
 
 if __name__ == "__main__":

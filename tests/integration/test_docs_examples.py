@@ -564,6 +564,16 @@ EXAMPLES: tuple[Example, ...] = (
         check=check_metrics,
     ),
     Example(
+        "docs/many-scale-sets.md",
+        "asc.ListenerGroup()",
+        until=lambda run: (
+            {"linux-x64", "linux-arm64", "gpu"} <= run.scale_sets().keys()
+            and len({r.path for r in run.fake.requests_to("session.create")}) == 3
+            and len(run.fake.requests_to("message")) >= 3
+        ),
+        github=True,
+    ),
+    Example(
         "docs/models.md",
         "structure(payload, RunnerScaleSetMessage)",
         setup=setup_payload,
