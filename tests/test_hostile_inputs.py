@@ -305,3 +305,11 @@ async def test_a_token_with_a_lone_surrogate_is_a_configuration_error_that_hides
             await github.create_registration_token()
     assert "ghp_abc" not in str(info.value)
     assert route.call_count == 0
+
+
+async def test_a_bad_character_in_a_url_on_an_origin_already_used_is_still_a_typed_error() -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200))) as http:
+        core = HTTPCore(http)
+        await core.request("GET", "https://api.example/ok", policy=NO_RETRY)  # the origin is now known
+        with pytest.raises(asc.NetworkError, match="cannot be used"):
+            await core.request("GET", "https://api.example/a\x00b", policy=NO_RETRY)

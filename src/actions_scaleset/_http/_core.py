@@ -74,6 +74,7 @@ POLL_LIMITS: Final = httpx.Limits(max_connections=None, max_keepalive_connection
 """The long-poll client's pool: one connection per parked poll, however many scale sets."""
 
 _UNSET: Final[Any] = object()
+_MAX_REMEMBERED_ORIGINS: Final = 1024
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -196,6 +197,8 @@ class HTTPCore:
         self.sleep = sleep
         self.clock = clock
         self.random = random
+        self._usable_origins: set[str] = set()
+        """`scheme://host:port` parts already found usable: each is checked once, not per request."""
         _redact_httpx_log()
 
     async def aclose(self) -> None:
@@ -328,6 +331,23 @@ class HTTPCore:
             )
             await self.sleep(wait)
 
+    def _check_origin(self, method: str, url: str) -> None:
+        """A URL that is not absolute http(s) with a valid host and port is a `NetworkError`.
+
+        Server-given URLs are checked when they arrive; this catches the rest once per
+        origin, off the hot path. A bad character later in the URL fails in `_send`.
+        """
+        origin = "/".join(url.split("/", 3)[:3])
+        if origin in self._usable_origins:
+            return
+        problem = url_problem(url)
+        if problem is not None:
+            raise NetworkError(
+                f"cannot send the request: the URL cannot be used: {problem}", method=method, url=url
+            )
+        if len(self._usable_origins) < _MAX_REMEMBERED_ORIGINS:
+            self._usable_origins.add(origin)
+
     def _prepare(
         self,
         method: str,
@@ -339,11 +359,7 @@ class HTTPCore:
         content: bytes | None,
     ) -> tuple[str | httpx.URL, dict[str, str], bytes | None]:
         """The URL with `params`, the headers and the body; what cannot be sent raises a typed error."""
-        problem = url_problem(str(url))
-        if problem is not None:
-            raise NetworkError(
-                f"cannot send the request: the URL cannot be used: {problem}", method=method, url=str(url)
-            )
+        self._check_origin(method, str(url))
         all_headers = {"User-Agent": self.user_agent}
         if json is not _UNSET:
             content = _json_body(json, method, redact_url(str(url)))
@@ -375,6 +391,10 @@ class HTTPCore:
             request = client.build_request(method, url, **build)
         except UnicodeEncodeError:
             raise _unsendable(method, shown_url, f"a header or form field {_HEADER_TEXT}") from None
+        except httpx.InvalidURL as exc:
+            raise NetworkError(
+                f"cannot send the request: the URL cannot be used ({exc})", method=method, url=shown_url
+            ) from None
         try:
             response = await client.send(
                 request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
