@@ -1,4 +1,5 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint typecheck`, `nox -s docs`, `nox -s demo`, `nox -s bench`."""
+"""Developer tasks: `nox -s tests`, `nox -s lint typecheck`, `nox -s docs`, `nox -s demo`, `nox -s tour`,
+`nox -s bench`."""
 
 from __future__ import annotations
 
@@ -39,9 +40,16 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """An offline tour of the SDK: no network, no credentials."""
+    """The reference listener, offline: a fake GitHub, a seeded workload, a live view (under a minute)."""
+    session.install("-e", ".[testing,listener]")
+    session.run("python", "-m", "examples.listener", "--simulate", *session.posargs)
+
+
+@nox.session
+def tour(session: nox.Session) -> None:
+    """An offline tour of the SDK's layers: no network, no credentials."""
     session.install("-e", ".[testing]")
-    session.run("python", "examples/demo.py", *session.posargs)
+    session.run("python", "examples/tour.py", *session.posargs)
 
 
 @nox.session

@@ -335,6 +335,17 @@ async def test_a_scale_set_gone_again_right_after_being_recreated_is_recreated_w
     assert client.http.slept == [2.0, 4.0]  # the first re-creation at once, then backing off
 
 
+async def test_a_scale_set_deleted_after_an_unrelated_outage_is_recreated_at_once() -> None:
+    queue = FakeQueue([message(5, [available(1)])])
+    errors = [asc.ServerError("boom", status_code=503), asc.ScaleSetNotFoundError("gone", status_code=404)]
+    client = FakeClient(queue, session_errors=errors)
+    lsn = listener(client, RecordingScaler(queue), ensure=asc.EnsureScaleSet("linux", labels=["linux"]))
+    with pytest.raises(Drained):
+        await lsn.run()
+    assert client.ensured == ["linux"]
+    assert client.http.slept == [1.0]  # the 503's backoff only: the deletion is not a repeat
+
+
 async def test_transient_failures_reconnect_with_backoff() -> None:
     queue = FakeQueue(
         [asc.ServerError("boom", status_code=503), asc.NetworkError("reset"), message(5, [available(1)])]

@@ -136,3 +136,39 @@ def test_many_scale_sets_share_one_registry_told_apart_by_name() -> None:
     arm.remove()  # twice is harmless
     with pytest.raises(ValueError, match="same buckets"):
         PrometheusMetrics(config, "other", registry=registry, buckets=(1.0, 2.0))
+
+
+def test_available_and_acquired_jobs_are_exported() -> None:
+    m = metrics()
+    m.record_statistics(asc.RunnerScaleSetStatistic(total_available_jobs=3, total_acquired_jobs=2))
+    assert sample(m, "gha_available_jobs", SCALE_SET) == 3
+    assert sample(m, "gha_acquired_jobs", SCALE_SET) == 2
+
+
+def test_extra_labels_keep_each_scale_sets_job_metrics_apart_in_a_shared_registry() -> None:
+    registry = CollectorRegistry()
+    config = asc.GitHubConfig.parse("https://github.com/acme", env={})
+    linux = PrometheusMetrics(config, "linux", registry=registry, extra_labels={"scale_set": "linux"})
+    arm = PrometheusMetrics(config, "arm", registry=registry, extra_labels={"scale_set": "arm"})
+    (started,) = fixture_message().jobs_started
+    linux.record_job_started(started)
+    linux.record_job_started(started)
+    arm.record_job_started(started)
+    assert (
+        registry.get_sample_value("gha_started_jobs_total", {**job_labels(started), "scale_set": "linux"})
+        == 2
+    )
+    assert (
+        registry.get_sample_value("gha_started_jobs_total", {**job_labels(started), "scale_set": "arm"}) == 1
+    )
+    arm.record_desired_runners(4)
+    gauge_labels = {"enterprise": "", "organization": "acme", "repository": "", "namespace": ""}
+    assert (
+        registry.get_sample_value("gha_desired_runners", {**gauge_labels, "name": "arm", "scale_set": "arm"})
+        == 4
+    )
+    assert "scale_set='arm'" in repr(arm)
+    with pytest.raises(ValueError, match="same extra_labels"):
+        PrometheusMetrics(config, "x", registry=registry)
+    with pytest.raises(ValueError, match="redefine"):
+        PrometheusMetrics(config, "x", extra_labels={"name": "y"})

@@ -210,6 +210,8 @@ class Listener:
         self.last_message_at: float | None = None
         self.last_error: str | None = None
         self._startup_acquire_failed = False
+        self._recreated = False
+        """The scale set was re-created and no poll has succeeded since."""
         self._failures = 0
         """Reconnects in a row; back to 0 once a poll succeeds."""
 
@@ -268,10 +270,11 @@ class Listener:
                     raise
                 logger.warning("scale set %s is gone; re-creating %r", self.scale_set_id, self.ensure.name)
                 self.scale_set_id = None
-                if self._failures:  # gone again right after re-creating it: do not spin
+                if self._recreated:  # gone again right after re-creating it: do not spin
                     await self._back_off(exc)
                 else:
-                    self._failures = 1
+                    self._recreated = True
+                    self._failures = max(self._failures, 1)  # a repeat backs off from the second step
             except (AuthenticationError, PermissionDeniedError) as exc:
                 if isinstance(exc, MessageQueueTokenExpiredError):
                     await self._back_off(exc)  # a new session brings a new token
@@ -357,6 +360,7 @@ class Listener:
             await anyio.lowlevel.checkpoint()  # an in-process queue may never suspend on its own
             message = await session.get_message(last_message_id, max_capacity=self.max_runners)
             self._failures = 0
+            self._recreated = False
             self.last_poll_at = time.time()
             if message is None:
                 self._record(session.statistics)

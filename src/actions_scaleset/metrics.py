@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -39,6 +39,8 @@ DEFAULT_BUCKETS: Final = (
 _SCALE_SET_LABELS: Final = ("enterprise", "organization", "repository", "name", "namespace")
 _JOB_LABELS: Final = ("enterprise", "organization", "repository", "job_name", "event_name")
 _GAUGES: Final = {
+    "available_jobs": ("Jobs waiting for the scale set to acquire them", "total_available_jobs"),
+    "acquired_jobs": ("Jobs the scale set acquired, not yet assigned to a runner", "total_acquired_jobs"),
     "assigned_jobs": ("Jobs assigned to the scale set", "total_assigned_jobs"),
     "running_jobs": ("Jobs running on the scale set's runners", "total_running_jobs"),
     "registered_runners": ("Runners registered in the scale set", "total_registered_runners"),
@@ -68,6 +70,10 @@ class PrometheusMetrics:
     keep ARC's labels, which name no scale set: in a shared registry they add up over
     the sets. `remove()` stops exporting a set's gauges (after `ListenerGroup.remove`).
     The sets sharing a registry must use the same `buckets`.
+
+    `extra_labels` adds constant labels to every metric this set records, job metrics
+    included: `extra_labels={"scale_set": "linux"}` keeps each set's job counts apart in
+    a shared registry. The sets sharing a registry must use the same label names.
     """
 
     def __init__(
@@ -80,7 +86,12 @@ class PrometheusMetrics:
         namespace: str = "",
         registry: CollectorRegistry | None = None,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
+        extra_labels: Mapping[str, str] | None = None,
     ) -> None:
+        extra = dict(extra_labels or {})
+        clash = sorted(set(extra) & {*_SCALE_SET_LABELS, *_JOB_LABELS, "job_result"})
+        if clash:
+            raise ValueError(f"extra_labels may not redefine ARC's labels: {', '.join(clash)}")
         if isinstance(buckets, str | bytes):
             raise TypeError(
                 f"buckets is a sequence of upper bounds in seconds, not a {type(buckets).__name__}"
@@ -91,18 +102,22 @@ class PrometheusMetrics:
             raise ModuleNotFoundError(INSTALL_HINT, name=exc.name) from exc
 
         self.registry = registry if registry is not None else CollectorRegistry()
-        families = _families(self.registry, tuple(buckets))
+        families = _families(self.registry, tuple(buckets), tuple(extra))
         self._enterprise = config.enterprise or ""
+        self._extra_values = tuple(extra.values())
         self._scale_set_values = (
             self._enterprise,
             config.organization or "",
             config.repository or "",
             scale_set_name,
             namespace,
+            *self._extra_values,
         )
 
         if families is None:
-            families = _Families(self.registry, tuple(buckets), Gauge, Counter, Histogram)
+            families = _Families(
+                self.registry, tuple(buckets), tuple(extra), gauge=Gauge, counter=Counter, histogram=Histogram
+            )
             _FAMILIES[self.registry] = families
         self._families = families
 
@@ -120,7 +135,7 @@ class PrometheusMetrics:
 
     def __repr__(self) -> str:
         """The scale set's labels that are set: `PrometheusMetrics(organization='acme', name='linux')`."""
-        labels = zip(_SCALE_SET_LABELS, self._scale_set_values, strict=True)
+        labels = zip((*_SCALE_SET_LABELS, *self._families.extra), self._scale_set_values, strict=True)
         return f"PrometheusMetrics({', '.join(f'{name}={value!r}' for name, value in labels if value)})"
 
     def remove(self) -> None:
@@ -129,8 +144,16 @@ class PrometheusMetrics:
             with contextlib.suppress(KeyError):  # removed already
                 family.remove(*self._scale_set_values)
 
-    def _job_values(self, job: JobStarted | JobCompleted) -> tuple[str, ...]:
-        return (self._enterprise, job.owner_name, job.repository_name, job.job_display_name, job.event_name)
+    def _job_values(self, job: JobStarted | JobCompleted, *more: str) -> tuple[str, ...]:
+        return (
+            self._enterprise,
+            job.owner_name,
+            job.repository_name,
+            job.job_display_name,
+            job.event_name,
+            *more,
+            *self._extra_values,
+        )
 
     def record_statistics(self, statistics: RunnerScaleSetStatistic) -> None:
         for field, gauge in self._gauges.items():
@@ -146,7 +169,7 @@ class PrometheusMetrics:
     def record_job_completed(self, job: JobCompleted) -> None:
         if job.runner_assign_time is None:
             return  # cancelled before a runner took it: ARC skips these (#4472)
-        values = (*self._job_values(job), job.result)
+        values = self._job_values(job, job.result)
         self._completed.labels(*values).inc()
         execution = seconds_between(job.runner_assign_time, job.finish_time)
         if execution is not None:
@@ -170,32 +193,36 @@ class _Families:
         self,
         registry: CollectorRegistry,
         buckets: tuple[float, ...],
+        extra: tuple[str, ...],
+        *,
         gauge: Any,
         counter: Any,
         histogram: Any,
     ) -> None:
         self.buckets = buckets
+        self.extra = extra
         documented = {f"gha_{name}": doc for name, (doc, _) in _GAUGES.items()} | _STATIC_GAUGES
+        scale_set_labels = (*_SCALE_SET_LABELS, *extra)
+        job_labels = (*_JOB_LABELS, *extra)
+        result_labels = (*_JOB_LABELS, "job_result", *extra)
         self.gauges = {
-            name: gauge(name, doc, _SCALE_SET_LABELS, registry=registry) for name, doc in documented.items()
+            name: gauge(name, doc, scale_set_labels, registry=registry) for name, doc in documented.items()
         }
         self.started = counter(
-            "gha_started_jobs", "Jobs started on the scale set's runners", _JOB_LABELS, registry=registry
+            "gha_started_jobs", "Jobs started on the scale set's runners", job_labels, registry=registry
         )
-        self.completed = counter(
-            "gha_completed_jobs", "Jobs completed", (*_JOB_LABELS, "job_result"), registry=registry
-        )
+        self.completed = counter("gha_completed_jobs", "Jobs completed", result_labels, registry=registry)
         self.startup = histogram(
             "gha_job_startup_duration_seconds",
             "From assignment to the scale set to a runner taking the job",
-            _JOB_LABELS,
+            job_labels,
             buckets=buckets,
             registry=registry,
         )
         self.execution = histogram(
             "gha_job_execution_duration_seconds",
             "From a runner taking the job to its end",
-            (*_JOB_LABELS, "job_result"),
+            result_labels,
             buckets=buckets,
             registry=registry,
         )
@@ -204,9 +231,16 @@ class _Families:
 _FAMILIES: Final[weakref.WeakKeyDictionary[CollectorRegistry, _Families]] = weakref.WeakKeyDictionary()
 
 
-def _families(registry: CollectorRegistry, buckets: tuple[float, ...]) -> _Families | None:
-    """The families already made in `registry`, if any; other `buckets` than theirs are refused."""
+def _families(
+    registry: CollectorRegistry, buckets: tuple[float, ...], extra: tuple[str, ...]
+) -> _Families | None:
+    """The families already made in `registry`, if any; other `buckets` or label names are refused."""
     families = _FAMILIES.get(registry)
+    if families is not None and families.extra != extra:
+        raise ValueError(
+            "every PrometheusMetrics sharing a registry must use the same extra_labels names: this "
+            f"registry's metrics have {list(families.extra)}"
+        )
     if families is not None and families.buckets != buckets:
         raise ValueError(
             "every PrometheusMetrics sharing a registry must use the same buckets: this registry's "

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "examples" / "demo.py"
+TOUR = ROOT / "examples" / "tour.py"
 PRINT_PURELIB = "import sysconfig; print(sysconfig.get_path('purelib'))"
 PRINT_LOCATION = "import actions_scaleset; print(actions_scaleset.__file__)"
 
@@ -97,6 +97,6 @@ def test_the_installed_wheel_is_imported_from_the_fresh_venv(venv_python: Path, 
 
 
 def test_the_offline_tour_runs_on_the_installed_wheel(venv_python: Path, tmp_path: Path) -> None:
-    shutil.copy(DEMO, tmp_path / "demo.py")
-    output = run(venv_python, tmp_path / "demo.py", cwd=tmp_path)
+    shutil.copy(TOUR, tmp_path / "tour.py")
+    output = run(venv_python, tmp_path / "tour.py", cwd=tmp_path)
     assert "12 jobs done, 0 runners left registered" in output

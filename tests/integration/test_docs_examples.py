@@ -493,6 +493,17 @@ async def check_fleet(run: Run) -> None:
     assert fleet.failures == []
 
 
+async def check_my_cloud(run: Run) -> None:
+    from examples.listener.provisioner import NewRunner
+
+    async with run.ns["MyCloud"]() as cloud:
+        handle = await cloud.start(NewRunner("linux-1", 7, "linux", asc.Secret("jit")))
+        assert await cloud.running() == [handle]
+        await cloud.stop(handle)
+        await cloud.stop(handle)  # gone already
+        assert await cloud.running() == []
+
+
 async def check_jobs(run: Run) -> None:
     assert run.fake.job(run.ns["job"].job_id).state is JobState.COMPLETED  # cancelled before it ran
     assert all(s.name != "linux" for s in run.fake.snapshot().scale_sets)
@@ -579,6 +590,7 @@ EXAMPLES: tuple[Example, ...] = (
         setup=setup_payload,
         check=check_payload,
     ),
+    Example("docs/reference-listener.md", "class MyCloud:", check=check_my_cloud),
     Example("docs/retries.md", "asc.RetryPolicy(", setup=setup_retries, check=check_retries),
     Example(
         "docs/runner.md",
