@@ -45,6 +45,8 @@ FINISHED_GRACE: Final = 60.0
 """How long a runner's compute may outlive its job before it is stopped."""
 CLEANUP_TIMEOUT: Final = 15.0
 START_CONCURRENCY: Final = 8
+ABORT_STOP_WAIT: Final = 1.0
+"""In a shutdown cut short, how long a runner's compute gets to stop before it is killed."""
 
 State = Literal["starting", "idle", "busy", "finished", "stopping"]
 
@@ -263,7 +265,8 @@ class ProvisioningScaler:
             if await self._deregister(runner.name, runner.id, why="the listener is stopping"):
                 await self.ledger.discard(runner.name)
             if runner.handle is not None:
-                await self._stop_compute(runner.handle)
+                with anyio.move_on_after(ABORT_STOP_WAIT):  # the provisioner's exit kills what is left
+                    await self._stop_compute(runner.handle)
 
         async with anyio.create_task_group() as tg:
             for runner in list(self.runners.values()):

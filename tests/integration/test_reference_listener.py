@@ -205,6 +205,44 @@ async def test_sigterm_mid_burst_leaves_busy_runners_alone_and_removes_the_idle_
         assert "Traceback" not in log
 
 
+async def test_a_second_signal_stops_at_once_still_deregistering_and_killing_idle_runners(
+    tmp_path: Path,
+) -> None:
+    stubborn = "trap '' TERM; sleep 120"  # a runner that ignores SIGTERM
+    args = [
+        "--scale-set",
+        "it-stubborn",
+        "--min-runners",
+        "2",
+        "--runner-command",
+        f"sh -c {shlex.quote(stubborn)}",
+    ]
+    async with listener(tmp_path, args, jobs={}) as run:
+        await run.until(lambda: len(run.fake.snapshot().runners) == 2)
+        await run.until(lambda: len(set(marked_processes(run.marker).values())) == 2)
+        run.process.send_signal(signal.SIGTERM)
+        await run.until(lambda: "received SIGTERM: stopping" in run.text())
+        await anyio.sleep(0.5)  # into the graceful stop: SIGTERM sent, waiting on stubborn runners
+        code, took = await run.terminate(timeout=10)  # the second signal
+        assert code == 0, run.text()
+        assert took < 5
+        assert run.fake.snapshot().runners == ()
+        assert marked_processes(run.marker) == {}
+        assert "stopping at once" in run.text()
+
+
+async def test_no_network_at_start_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    env = {"GITHUB_CONFIG_URL": "http://127.0.0.1:9/acme"}  # nothing listens on the discard port
+    async with listener(tmp_path, ["--scale-set", "x", "--runner-command", "true"], jobs={}, env=env) as run:
+        with anyio.fail_after(60):
+            code = await run.process.wait()
+        last = run.text().strip().splitlines()[-1]
+        assert code == 1, run.text()
+        assert last.startswith("listener: error: cannot start:")
+        assert "ConnectError" in last
+        assert "Traceback" not in run.text()
+
+
 async def test_a_config_file_serves_two_scale_sets_with_labelled_metrics(tmp_path: Path) -> None:
     config = tmp_path / "listener.toml"
     config.write_text(
