@@ -93,6 +93,18 @@ async def make_scaler(
     )
 
 
+async def three_runners_one_busy(
+    client: asc.ScaleSetClient, machines: Machines, state: Path
+) -> tuple[ProvisioningScaler, str]:
+    """A scaler with three runners up, the first of them running a job; and that runner's name."""
+    scaler = await make_scaler(client, machines, state)
+    await scaler.handle_desired_runner_count(3)
+    await scaler.reconcile()
+    busy = next(iter(machines.alive))
+    await scaler.handle_job_started(asc.JobStarted(runner_request_id=1, runner_name=busy, runner_id=1))
+    return scaler, busy
+
+
 async def until(condition: Callable[[], bool]) -> None:
     with anyio.fail_after(10):
         while not condition():  # noqa: ASYNC110 - polling state nothing signals
@@ -140,11 +152,7 @@ async def test_it_scales_down_idle_runners_only_deregistering_before_stopping(
 ) -> None:
     fake, scale_set_client = client
     machines = Machines()
-    scaler = await make_scaler(scale_set_client, machines, tmp_path)
-    await scaler.handle_desired_runner_count(3)
-    await scaler.reconcile()
-    busy = next(iter(machines.alive))
-    await scaler.handle_job_started(asc.JobStarted(runner_request_id=1, runner_name=busy, runner_id=1))
+    scaler, busy = await three_runners_one_busy(scale_set_client, machines, tmp_path)
     await scaler.handle_desired_runner_count(0)
     await scaler.reconcile()
     assert set(machines.alive) == {busy}
@@ -225,11 +233,7 @@ async def test_shutdown_removes_idle_runners_and_leaves_busy_ones(
 ) -> None:
     fake, scale_set_client = client
     machines = Machines()
-    scaler = await make_scaler(scale_set_client, machines, tmp_path)
-    await scaler.handle_desired_runner_count(3)
-    await scaler.reconcile()
-    busy = next(iter(machines.alive))
-    await scaler.handle_job_started(asc.JobStarted(runner_request_id=1, runner_name=busy, runner_id=1))
+    scaler, busy = await three_runners_one_busy(scale_set_client, machines, tmp_path)
     await scaler.shutdown()
     assert set(machines.alive) == {busy}
     assert registered(fake) == {busy}
