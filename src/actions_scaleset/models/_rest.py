@@ -6,6 +6,7 @@ from datetime import datetime
 
 import attrs
 
+from .._html import html_table
 from .._secret import Secret
 
 __all__ = [
@@ -63,6 +64,21 @@ class GitHubRunner:
     ephemeral: bool | None = None
     runner_group_id: int | None = None
     labels: tuple[GitHubRunnerLabel, ...] = ()
+
+    def _repr_html_(self) -> str:
+        return html_table(
+            type(self).__name__,
+            [
+                ("id", self.id),
+                ("name", self.name),
+                ("os", self.os),
+                ("status", self.status),
+                ("busy", self.busy),
+                ("ephemeral", self.ephemeral),
+                ("runner_group_id", self.runner_group_id),
+                ("labels", [label.name for label in self.labels]),
+            ],
+        )
 
 
 @attrs.frozen

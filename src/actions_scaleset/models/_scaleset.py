@@ -5,7 +5,8 @@ Plain frozen attrs classes with snake_case attributes. They know nothing about t
 wire: `_converter` maps their names to camelCase, handles the quirks (capital-R
 `RunnerSetting`, `encodedJITConfig`, the JSON-in-a-string message `body`, zero
 times, Go's `omitempty`) and builds `RunnerScaleSetMessage.events` once, when a
-message is decoded. Reprs are short and never show a secret.
+message is decoded. Reprs are short and never show a secret, and neither do the
+tables `_repr_html_` draws for a notebook.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
 import attrs
 
+from .._html import Row, html_table
 from .._secret import Secret
 
 __all__ = [
@@ -53,8 +55,26 @@ JOB_MESSAGES_TYPE: Final = "RunnerScaleSetJobMessages"
 "Wire format")."""
 
 
+_EVENT_LIMIT: Final = 10
+"""A message's notebook table lists this many job events, then how many more there are."""
+
+
 def _repo(owner: str, repository: str) -> str:
     return f"{owner}/{repository}" if owner and repository else repository or owner
+
+
+def _counts(statistics: RunnerScaleSetStatistic | None) -> str | None:
+    return statistics._counts() if statistics is not None else None
+
+
+def _event_summary(event: JobEvent) -> str:
+    if isinstance(event, UnknownJobEvent):
+        return f"{len(event.raw)} fields"
+    return event._repr_fields()
+
+
+def _runner_rows(runner: RunnerReference) -> list[Row]:
+    return [("id", runner.id), ("name", runner.name), ("runner_scale_set_id", runner.runner_scale_set_id)]
 
 
 # --------------------------------------------------------------------------- scale sets
@@ -90,12 +110,20 @@ class RunnerScaleSetStatistic:
     total_busy_runners: int = 0
     total_idle_runners: int = 0
 
-    def __repr__(self) -> str:
+    def _counts(self) -> str:
         return (
-            f"RunnerScaleSetStatistic(available={self.total_available_jobs}, "
+            f"available={self.total_available_jobs}, "
             f"acquired={self.total_acquired_jobs}, assigned={self.total_assigned_jobs}, "
             f"running={self.total_running_jobs}, registered={self.total_registered_runners}, "
-            f"busy={self.total_busy_runners}, idle={self.total_idle_runners})"
+            f"busy={self.total_busy_runners}, idle={self.total_idle_runners}"
+        )
+
+    def __repr__(self) -> str:
+        return f"RunnerScaleSetStatistic({self._counts()})"
+
+    def _repr_html_(self) -> str:
+        return html_table(
+            type(self).__name__, [(f.name, getattr(self, f.name)) for f in attrs.fields(type(self))]
         )
 
 
@@ -120,6 +148,25 @@ class RunnerScaleSet:
             group = f"group_id={self.runner_group_id}"
         labels = [label.name for label in self.labels]
         return f"RunnerScaleSet(id={self.id}, name={self.name!r}, {group}, labels={labels!r})"
+
+    def _repr_html_(self) -> str:
+        setting = self.runner_setting
+        return html_table(
+            type(self).__name__,
+            [
+                ("id", self.id),
+                ("name", self.name),
+                ("runner_group_id", self.runner_group_id),
+                ("runner_group_name", self.runner_group_name),
+                ("labels", [label.name for label in self.labels]),
+                ("ephemeral", setting.ephemeral),
+                ("is_elastic", setting.is_elastic),
+                ("disable_update", setting.disable_update),
+                ("created_on", self.created_on),
+                ("runner_jit_config_url", self.runner_jit_config_url),
+                ("statistics", _counts(self.statistics)),
+            ],
+        )
 
 
 @attrs.frozen(kw_only=True, repr=False)
@@ -177,6 +224,30 @@ class JobMessageBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._repr_fields()})"
 
+    def _html_extra(self) -> list[Row]:
+        """The rows a subclass adds after the request, repository and job."""
+        return []
+
+    def _repr_html_(self) -> str:
+        return html_table(
+            type(self).__name__,
+            [
+                ("runner_request_id", self.runner_request_id),
+                ("repository", _repo(self.owner_name, self.repository_name)),
+                ("job_display_name", self.job_display_name),
+                *self._html_extra(),
+                ("job_id", self.job_id),
+                ("job_workflow_ref", self.job_workflow_ref),
+                ("workflow_run_id", self.workflow_run_id),
+                ("event_name", self.event_name),
+                ("request_labels", self.request_labels),
+                ("queue_time", self.queue_time),
+                ("scale_set_assign_time", self.scale_set_assign_time),
+                ("runner_assign_time", self.runner_assign_time),
+                ("finish_time", self.finish_time),
+            ],
+        )
+
 
 @attrs.frozen(kw_only=True, repr=False)
 class JobAvailable(JobMessageBase):
@@ -188,6 +259,9 @@ class JobAvailable(JobMessageBase):
 
     def _repr_fields(self) -> str:
         return f"{super()._repr_fields()}, labels={list(self.request_labels)!r}"
+
+    def _html_extra(self) -> list[Row]:
+        return [("acquire_job_url", self.acquire_job_url)]
 
 
 @attrs.frozen(kw_only=True, repr=False)
@@ -209,6 +283,9 @@ class JobStarted(JobMessageBase):
     def _repr_fields(self) -> str:
         return f"{super()._repr_fields()}, runner={self.runner_name!r}"
 
+    def _html_extra(self) -> list[Row]:
+        return [("runner_id", self.runner_id), ("runner_name", self.runner_name)]
+
 
 @attrs.frozen(kw_only=True, repr=False)
 class JobCompleted(JobMessageBase):
@@ -227,6 +304,9 @@ class JobCompleted(JobMessageBase):
     def _repr_fields(self) -> str:
         return f"{super()._repr_fields()}, result={self.result!r}, runner={self.runner_name!r}"
 
+    def _html_extra(self) -> list[Row]:
+        return [("result", self.result), ("runner_id", self.runner_id), ("runner_name", self.runner_name)]
+
 
 @attrs.frozen(repr=False)
 class UnknownJobEvent:
@@ -240,6 +320,12 @@ class UnknownJobEvent:
 
     def __repr__(self) -> str:
         return f"UnknownJobEvent(message_type={self.message_type!r}, fields={len(self.raw)})"
+
+    def _repr_html_(self) -> str:
+        # the raw object is not shown: an unknown event may carry anything
+        return html_table(
+            type(self).__name__, [("message_type", self.message_type), ("fields", len(self.raw))]
+        )
 
 
 JobEvent: TypeAlias = JobAvailable | JobAssigned | JobStarted | JobCompleted | UnknownJobEvent
@@ -280,19 +366,36 @@ class RunnerScaleSetMessage:
     def unknown_events(self) -> tuple[UnknownJobEvent, ...]:
         return tuple(event for event in self.events if isinstance(event, UnknownJobEvent))
 
-    def __repr__(self) -> str:
+    def _event_counts(self) -> str:
+        """`1 available, 2 completed`: the events counted by kind, in order of first appearance."""
         counts: dict[str, int] = {}
         for event in self.events:
             kind = event.message_type.removeprefix("Job").lower()
             if isinstance(event, UnknownJobEvent):
                 kind = "unknown"
             counts[kind] = counts.get(kind, 0) + 1
-        summary = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+        return ", ".join(f"{count} {kind}" for kind, count in counts.items())
+
+    def __repr__(self) -> str:
         kind = "" if self.message_type == JOB_MESSAGES_TYPE else f", type={self.message_type!r}"
         return (
-            f"RunnerScaleSetMessage(id={self.message_id}{kind}, events=[{summary}], "
+            f"RunnerScaleSetMessage(id={self.message_id}{kind}, events=[{self._event_counts()}], "
             f"statistics={self.statistics!r})"
         )
+
+    def _repr_html_(self) -> str:
+        """The id, type and statistics, then one short row per event (the first few only)."""
+        shown = self.events[:_EVENT_LIMIT]
+        rows: list[Row] = [
+            ("message_id", self.message_id),
+            ("message_type", self.message_type),
+            ("statistics", _counts(self.statistics)),
+            ("events", self._event_counts() or None),
+            *((event.message_type, _event_summary(event)) for event in shown),
+        ]
+        if len(self.events) > len(shown):
+            rows.append(("\u2026", f"{len(self.events) - len(shown)} more"))
+        return html_table(type(self).__name__, rows)
 
 
 @attrs.frozen(kw_only=True, repr=False)
@@ -315,6 +418,20 @@ class AcquirableJob:
             f"repo={_repo(self.owner_name, self.repository_name)!r}, labels={list(self.request_labels)!r})"
         )
 
+    def _repr_html_(self) -> str:
+        return html_table(
+            type(self).__name__,
+            [
+                ("runner_request_id", self.runner_request_id),
+                ("repository", _repo(self.owner_name, self.repository_name)),
+                ("message_type", self.message_type),
+                ("job_workflow_ref", self.job_workflow_ref),
+                ("event_name", self.event_name),
+                ("request_labels", self.request_labels),
+                ("acquire_job_url", self.acquire_job_url),
+            ],
+        )
+
 
 # --------------------------------------------------------------------------- runners, groups, JIT
 
@@ -326,6 +443,9 @@ class RunnerReference:
     id: int
     name: str
     runner_scale_set_id: int = 0
+
+    def _repr_html_(self) -> str:
+        return html_table(type(self).__name__, _runner_rows(self))
 
 
 @attrs.frozen
@@ -342,6 +462,11 @@ class JitRunnerConfig:
 
     runner: RunnerReference
     encoded_jit_config: Secret = attrs.field(metadata={"wire": "encodedJITConfig"})
+
+    def _repr_html_(self) -> str:
+        # the Secret shows as its mask; its value is never asked for
+        rows = [*_runner_rows(self.runner), ("encoded_jit_config", self.encoded_jit_config)]
+        return html_table(type(self).__name__, rows)
 
 
 @attrs.frozen

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from .._html import HIDDEN, html_table
 from .._http import url_problem
 from .._secret import Secret
 from ..errors import InvalidJitConfigError
@@ -348,6 +349,28 @@ class JitConfig:
         return (
             f"JitConfig(agent_id={self.runner.agent_id}, agent_name={self.runner.agent_name!r}, "
             f"flow={'v2' if self.runner.uses_broker else 'v1'}, ephemeral={self.runner.ephemeral})"
+        )
+
+    def _repr_html_(self) -> str:
+        """The runner's non-secret settings; the blob and the RSA key show as "hidden"."""
+        runner = self.runner
+        return html_table(
+            type(self).__name__,
+            [
+                ("agent_name", runner.agent_name),
+                ("agent_id", runner.agent_id),
+                ("pool_id", runner.pool_id),
+                ("pool_name", runner.pool_name),
+                ("server_url", runner.server_url),
+                ("server_url_v2", runner.server_url_v2),
+                ("flow", "v2" if runner.uses_broker else "v1"),
+                ("github_url", runner.github_url),
+                ("work_folder", runner.work_folder),
+                ("ephemeral", runner.ephemeral),
+                ("auth scheme", self.credentials.scheme),
+                ("RSA key", HIDDEN if self.rsa_parameters is not None else None),
+                ("encoded config", HIDDEN),
+            ],
         )
 
     @classmethod
