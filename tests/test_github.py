@@ -182,10 +182,12 @@ async def test_checks_user_organization_and_actions_permissions(clock: FakeClock
 @respx.mock
 async def test_get_installation_uses_the_app_jwt(clock: FakeClock) -> None:
     route = respx.get(f"{API}/orgs/acme/installation").mock(
-        return_value=httpx.Response(200, json={"id": 321})
+        return_value=httpx.Response(200, json={"id": 321, "permissions": {"administration": "write"}})
     )
     async with _client(clock, auth=asc.GitHubApp(app_id=5, private_key=pem())) as github:
-        assert (await github.get_installation()).id == 321
+        installation = await github.get_installation()
+        assert installation.id == 321
+        assert installation.permissions == {"administration": "write"}
     assert route.calls.last.request.headers["Authorization"].startswith("Bearer eyJ")
     async with _client(clock) as github:
         with pytest.raises(asc.ConfigurationError):
@@ -280,3 +282,11 @@ async def test_no_secret_reaches_logs_reprs_or_errors(
     assert "Bad credentials" in blob  # the failure itself is visible
     for secret in [*secrets, key.splitlines()[1], "eyJ"]:
         assert secret not in blob
+
+
+def test_oauth_scopes_are_read_from_the_header_and_absent_for_fine_grained_tokens() -> None:
+    from actions_scaleset.github import parse_oauth_scopes
+
+    assert parse_oauth_scopes("admin:org, repo,  workflow") == frozenset({"admin:org", "repo", "workflow"})
+    assert parse_oauth_scopes("") == frozenset()  # a classic token with no scope
+    assert parse_oauth_scopes(None) is None  # fine-grained or App token: GitHub lists none

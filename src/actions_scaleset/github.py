@@ -38,7 +38,7 @@ from .models import (
     structure,
 )
 
-__all__ = ["GitHubClient"]
+__all__ = ["GitHubClient", "parse_oauth_scopes"]
 
 logger = logging.getLogger("actions_scaleset.github")
 
@@ -190,6 +190,15 @@ class GitHubClient(HTTPLifecycle):
         response = await self._send("GET", "/user")
         return decode_model(response, GitHubUser, "a user")
 
+    async def get_token_scopes(self) -> frozenset[str] | None:
+        """`GET /user`: a classic token's OAuth scopes (its `X-OAuth-Scopes` header).
+
+        None when GitHub lists none: a fine-grained token or an App's token, whose
+        permissions only a call that needs them can show.
+        """
+        response = await self._send("GET", "/user")
+        return parse_oauth_scopes(response.headers.get("X-OAuth-Scopes"))
+
     async def get_organization(self, org: str | None = None) -> Organization:
         """`GET /orgs/{org}`: by default the config's organization."""
         login = org or self.config.organization
@@ -267,3 +276,10 @@ def _next_page(response: httpx.Response) -> str | None:
 
 def _seg(value: str) -> str:
     return quote(value, safe="")
+
+
+def parse_oauth_scopes(header: str | None) -> frozenset[str] | None:
+    """`"admin:org, repo"` -> `{"admin:org", "repo"}`; None for no header (not a classic token)."""
+    if header is None:
+        return None
+    return frozenset(scope.strip() for scope in header.split(",") if scope.strip())

@@ -312,12 +312,12 @@ async def test_doctor_passes_every_step_with_a_token(
         "pass",
         "pass",
         "pass",
-        "skip",
+        "pass",
         "pass",
         "pass",
         "pass",
     ]
-    assert "X-OAuth-Scopes" in lines[3]
+    assert lines[3].startswith("pass  token scopes     admin:org among 4 scopes")
     assert lines[-1] == "All checks passed."
     assert "session was opened, and deleted at once" in lines[6]
     assert fake.snapshot().scale_sets[0].session_owner is None  # doctor never holds the session
@@ -350,10 +350,30 @@ async def test_doctor_with_a_github_app(fake: FakeGitHub, http: httpx.AsyncClien
     assert "installation looked up, key from GITHUB_APP_PRIVATE_KEY_FILE" in lines[1]
     assert lines[2].startswith("pass  App installation ")
     assert lines[2].endswith("of fake-scaleset-app on an Organization")
-    assert lines[3].startswith("skip  App permissions  not read")
+    assert lines[3].startswith("pass  App permissions  'Self-hosted runners: read and write' is granted")
     assert lines[4].startswith("pass  registration")
     listed = await invoke_with(("scale-sets", "list", "--json"), env, http)
     assert listed.json() == {"scale_sets": []}
+
+
+async def test_doctor_names_the_scope_a_classic_token_lacks(invoke: Invoke, fake: FakeGitHub) -> None:
+    user = {"login": "octocat", "id": 2, "type": "User"}
+    fake.faults.add(
+        route="rest.user", status=200, body=user, headers={"X-OAuth-Scopes": "read:org, repo"}, times=2
+    )
+    result = await invoke("doctor")
+    assert result.code == 1
+    line = next(line for line in result.out.splitlines() if "token scopes" in line)
+    assert line.startswith("FAIL  token scopes     the token has read:org, repo, not admin:org")
+    assert "make a token with the admin:org scope" in line
+
+
+async def test_doctor_skips_the_scopes_of_a_fine_grained_token(invoke: Invoke, fake: FakeGitHub) -> None:
+    user = {"login": "octocat", "id": 2, "type": "User"}
+    fake.faults.add(route="rest.user", status=200, body=user, times=2)  # no X-OAuth-Scopes
+    result = await invoke("doctor")
+    line = next(line for line in result.out.splitlines() if "token scopes" in line)
+    assert line.startswith("skip  token scopes     a fine-grained token")
 
 
 async def test_doctor_says_a_listener_holds_the_session(

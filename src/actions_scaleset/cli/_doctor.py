@@ -28,6 +28,12 @@ __all__ = ["Check", "doctor"]
 
 Status = Literal["pass", "fail", "skip"]
 NAME_WIDTH: Final = 16
+_REQUIRED_SCOPES: Final[Mapping[Scope, frozenset[str]]] = {
+    Scope.ORGANIZATION: frozenset({"admin:org"}),
+    Scope.REPOSITORY: frozenset({"repo"}),
+    Scope.ENTERPRISE: frozenset({"manage_runners:enterprise", "admin:enterprise"}),
+}
+"""The classic scope that lets a token register runners there (any one of them)."""
 _REQUIRED_APP_PERMISSIONS: Final[Mapping[Scope, tuple[str, str]]] = {
     Scope.ORGANIZATION: ("organization_self_hosted_runners", "Self-hosted runners"),
     Scope.REPOSITORY: ("administration", "Administration"),
@@ -148,12 +154,28 @@ async def _token(client: ScaleSetClient, report: _Report) -> None:
         report.add("token", "pass", f"accepted: it belongs to {user.login}")
     except Exception as exc:  # noqa: BLE001
         report.failed("token", exc)
-    report.add(
-        "token scopes",
-        "skip",
-        "not read: the SDK does not expose the X-OAuth-Scopes header of GET /user; "
-        "the registration step shows whether the token may register runners",
-    )
+    try:
+        scopes = await client.github.get_token_scopes()
+    except Exception as exc:  # noqa: BLE001
+        report.failed("token scopes", exc)
+        return
+    needed = _REQUIRED_SCOPES[client.config.scope]
+    if scopes is None:
+        report.add(
+            "token scopes",
+            "skip",
+            "a fine-grained token: GitHub lists no scopes for it; the registration step tests it",
+        )
+    elif needed & scopes:
+        report.add("token scopes", "pass", f"{', '.join(sorted(needed & scopes))} among {len(scopes)} scopes")
+    else:
+        shown = ", ".join(sorted(scopes)) or "none"
+        report.add(
+            "token scopes",
+            "fail",
+            f"the token has {shown}, not {' or '.join(sorted(needed))}",
+            f"make a token with the {sorted(needed)[0]} scope",
+        )
 
 
 async def _installation(client: ScaleSetClient, config: GitHubConfig, report: _Report) -> None:
@@ -166,19 +188,13 @@ async def _installation(client: ScaleSetClient, config: GitHubConfig, report: _R
     app = installation.app_slug or installation.app_id or "the App"
     on = f" on an {installation.target_type}" if installation.target_type else ""
     report.add("App installation", "pass", f"installation {installation.id} of {app}{on}")
-    permissions = getattr(installation, "permissions", None)  # read when the model carries them
+    permissions = installation.permissions
     if config.scope is Scope.ENTERPRISE:
         report.add(
             "App permissions",
             "fail",
             "a GitHub App cannot manage enterprise runners",
             "use a classic token with the manage_runners:enterprise scope",
-        )
-    elif not isinstance(permissions, Mapping):
-        report.add(
-            "App permissions",
-            "skip",
-            "not read: the SDK's Installation does not carry them; the registration step tests them",
         )
     else:
         key, title = _REQUIRED_APP_PERMISSIONS[config.scope]

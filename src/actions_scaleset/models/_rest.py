@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import attrs
@@ -43,6 +44,8 @@ class Installation:
     app_id: int | None = None
     app_slug: str | None = None
     target_type: str | None = None
+    permissions: Mapping[str, str] = attrs.field(factory=dict)
+    """What the installation was granted: `{"organization_self_hosted_runners": "write", ...}`."""
 
 
 @attrs.frozen

@@ -103,6 +103,10 @@ def _installation_json(ctx: Ctx, key: ScopeKey) -> dict[str, Any]:
     }
 
 
+PAT_SCOPES = "admin:org, manage_runners:enterprise, repo, workflow"
+"""The scopes the fake's classic PAT has (`X-OAuth-Scopes` on `GET /user`): every one a runner admin needs."""
+
+
 @route("installation", "GET", rf"{_API}/{_SCOPE}/installation", Surface.REST)
 async def get_installation(ctx: Ctx) -> Response:
     _app_auth(ctx)
@@ -322,7 +326,9 @@ async def get_user(ctx: Ctx) -> Response:
     info = ctx.require(_REST_TOKENS, schemes=("Bearer", "token"))
     if info.kind is TokenKind.INSTALLATION:
         ctx.fail(403, "Resource not accessible by integration")
-    return json_response(200, {"login": "fake-admin", "id": 1, "type": "User"})
+    # the fake's PAT is a classic token: GitHub lists a classic token's scopes
+    scopes = [("X-OAuth-Scopes", PAT_SCOPES)] if info.kind is TokenKind.PAT else []
+    return json_response(200, {"login": "fake-admin", "id": 1, "type": "User"}, scopes)
 
 
 @route("rest.org", "GET", rf"{_API}/orgs/(?P<org>[^/]+)", Surface.REST)
