@@ -23,6 +23,7 @@ import attrs
 import httpx
 
 import actions_scaleset as asc
+from actions_scaleset.auth import credentials_hint
 
 from .command import CommandProvisioner
 from .metrics import Metrics
@@ -30,7 +31,7 @@ from .provisioner import Provisioner
 from .scaler import Ledger, ProvisioningScaler
 from .settings import EXIT_CREDENTIALS, EXIT_USAGE, ScaleSetSettings, Settings
 
-__all__ = ["EXIT_FAILED", "Running", "Unit", "credentials_hint", "run", "serve"]
+__all__ = ["EXIT_FAILED", "Running", "Unit", "run", "serve"]
 
 logger = logging.getLogger("listener")
 
@@ -116,7 +117,7 @@ async def _serve(
     try:
         scale_sets = [await _ensure(client, wanted) for wanted in settings.scale_sets]
     except (asc.AuthenticationError, asc.PermissionDeniedError) as exc:
-        hint = credentials_hint(settings.credentials, client)
+        hint = credentials_hint(client.config.scope, app=isinstance(settings.credentials, asc.GitHubApp))
         say(f"GitHub refused the credentials ({_one_line(exc)}): {hint}")
         return EXIT_CREDENTIALS
     except asc.RunnerGroupNotFoundError as exc:
@@ -299,27 +300,6 @@ async def _reconcile_all(units: Sequence[Unit]) -> None:
     async with anyio.create_task_group() as tg:
         for unit in units:
             tg.start_soon(unit.scaler.run)
-
-
-def credentials_hint(credentials: asc.Credentials | None, client: asc.ScaleSetClient) -> str:
-    """What the refused credentials need, for the config URL's scope."""
-    scope = client.config.scope
-    if isinstance(credentials, asc.GitHubApp):
-        return {
-            asc.Scope.ORGANIZATION: "the GitHub App needs the organization permission "
-            "'Self-hosted runners: read and write', and must be installed on the organization",
-            asc.Scope.REPOSITORY: "the GitHub App needs the repository permission "
-            "'Administration: read and write', and must be installed on the repository",
-            asc.Scope.ENTERPRISE: "a GitHub App cannot manage enterprise runners: use a classic token "
-            "with the manage_runners:enterprise scope",
-        }[scope]
-    return {
-        asc.Scope.ORGANIZATION: "a classic token needs the admin:org scope (a fine-grained token: the "
-        "organization permission 'Self-hosted runners: read and write')",
-        asc.Scope.REPOSITORY: "a classic token needs the repo scope (a fine-grained token: the repository "
-        "permission 'Administration: read and write')",
-        asc.Scope.ENTERPRISE: "a classic token needs the manage_runners:enterprise scope",
-    }[scope]
 
 
 def _one_line(exc: BaseException) -> str:

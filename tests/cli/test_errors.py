@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 import actions_scaleset as asc
+from actions_scaleset.auth import credentials_hint
 from actions_scaleset.cli import _main
-from actions_scaleset.cli._errors import Failure, UsageError, credentials_hint, failure
+from actions_scaleset.cli._errors import Failure, UsageError, failure
 from actions_scaleset.testing import FakeGitHub
 from tests import keys
 from tests.cli.conftest import Invoke, Result, env_for, invoke_with
@@ -188,10 +189,10 @@ async def test_a_refused_github_app_exits_3_with_the_app_hint(
 def test_credentials_hint_for_each_scope_and_kind() -> None:
     for scope in asc.Scope:
         for app in (True, False, None):
-            assert credentials_hint(scope, app)
-    assert "admin:org" in credentials_hint(None, None)
-    assert "'Self-hosted runners: write'" in credentials_hint(asc.Scope.ORGANIZATION, None)
-    assert "cannot manage enterprise runners" in credentials_hint(asc.Scope.ENTERPRISE, True)
+            assert credentials_hint(scope, app=app)
+    assert "admin:org" in credentials_hint(None, app=None)
+    assert "'Self-hosted runners: write'" in credentials_hint(asc.Scope.ORGANIZATION, app=None)
+    assert "cannot manage enterprise runners" in credentials_hint(asc.Scope.ENTERPRISE, app=True)
 
 
 # --------------------------------------------------------------------------- everything else: 1

@@ -3,6 +3,7 @@
 from .._secret import Secret
 from ._cache import TokenCache
 from ._credentials import Credentials, GitHubApp, PersonalAccessToken, as_credentials, load_rsa_private_key
+from ._hints import credentials_hint
 from ._secret_auth import BearerAuth, host_of
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "Secret",
     "TokenCache",
     "as_credentials",
+    "credentials_hint",
     "host_of",
     "load_rsa_private_key",
 ]

@@ -11,6 +11,7 @@ from typing import Final
 
 import attrs
 
+from ..auth import credentials_hint
 from ..config import Scope
 from ..errors import (
     ActionsScaleSetError,
@@ -45,7 +46,6 @@ __all__ = [
     "CliError",
     "Failure",
     "UsageError",
-    "credentials_hint",
     "failure",
     "first_line",
 ]
@@ -108,32 +108,6 @@ def _message(exc: BaseException) -> str:
     return first_line(text) or type(exc).__name__
 
 
-_ENTERPRISE_SCOPE_HINT: Final = "the token needs the manage_runners:enterprise scope"
-_HINTS: Final[dict[tuple[Scope, bool | None], str]] = {
-    (Scope.ORGANIZATION, False): "a classic token needs the admin:org scope, a fine-grained token "
-    "the organization permission 'Self-hosted runners: read and write'",
-    (Scope.ORGANIZATION, True): "the GitHub App needs the organization permission 'Self-hosted runners: "
-    "read and write' and must be installed on the organization",
-    (Scope.ORGANIZATION, None): "the token lacks the admin:org scope, or the App lacks "
-    "'Self-hosted runners: write'",
-    (Scope.REPOSITORY, False): "a classic token needs the repo scope, a fine-grained token the "
-    "repository permission 'Administration: read and write'",
-    (Scope.REPOSITORY, True): "the GitHub App needs the repository permission 'Administration: read and "
-    "write' and must be installed on the repository",
-    (Scope.REPOSITORY, None): "the token lacks the repo scope, or the App lacks 'Administration: read "
-    "and write' on the repository",
-    (Scope.ENTERPRISE, False): _ENTERPRISE_SCOPE_HINT,
-    (Scope.ENTERPRISE, True): "a GitHub App cannot manage enterprise runners: use a classic token with "
-    "the manage_runners:enterprise scope",
-    (Scope.ENTERPRISE, None): _ENTERPRISE_SCOPE_HINT,
-}
-
-
-def credentials_hint(scope: Scope | None, app: bool | None) -> str:
-    """What refused credentials need, for the config URL's scope (`app`: None when unknown)."""
-    return _HINTS[(scope or Scope.ORGANIZATION, app)]
-
-
 def failure(exc: BaseException, *, scope: Scope | None = None, app: bool | None = None) -> Failure:
     """The exit code and the one line for `exc`. `scope` and `app` adapt the credentials hint."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:  # from a task group
@@ -161,7 +135,7 @@ def _library_failure(exc: ActionsScaleSetError, scope: Scope | None, app: bool |
         exc, MessageQueueTokenExpiredError
     ):
         what = f"GitHub refused the credentials: {message}"
-        return Failure(EXIT_REFUSED, what, credentials_hint(scope, app))
+        return Failure(EXIT_REFUSED, what, credentials_hint(scope, app=app))
     return Failure(EXIT_FAILED, *_explained(exc, message))
 
 
