@@ -122,6 +122,8 @@ class MessageSession:
         )
         self._statistics = RunnerScaleSetStatistic()
         self._user_agent = client.user_agent(self.scale_set_id)
+        # url -> (token, auth): one BearerAuth per queue/admin URL and session token, not one per call
+        self._mq_auths: dict[str, tuple[Secret, BearerAuth]] = {}
 
     def __repr__(self) -> str:
         state = f"session_id={self.session_id!r}" if self._cache.current else "closed"
@@ -148,6 +150,17 @@ class MessageSession:
         if session is None:
             raise RuntimeError("the message session is not open: use `async with client.session(...)`")
         return session
+
+    def _mq_auth(self, url: str, token: Secret) -> BearerAuth:
+        """The message-queue auth for `url` and `token`, built once per session token."""
+        cached = self._mq_auths.get(url)
+        if cached is not None and cached[0] is token:
+            return cached[1]
+        if any(known is not token for known, _ in self._mq_auths.values()):
+            self._mq_auths.clear()  # a refreshed session: drop the auths of the old token
+        auth = BearerAuth.fixed(url, token, kind="message-queue token")
+        self._mq_auths[url] = (token, auth)
+        return auth
 
     def _path(self, session_id: str | None = None) -> str:
         sessions = f"_apis/runtime/runnerscalesets/{self.scale_set_id}/sessions"
@@ -352,7 +365,7 @@ class MessageSession:
                 "GET",
                 session.message_queue_url,
                 policy=self.poll_retry,
-                auth=_mq_auth(session.message_queue_url, session.message_queue_access_token),
+                auth=self._mq_auth(session.message_queue_url, session.message_queue_access_token),
                 headers={
                     "Accept": _POLL_ACCEPT,
                     "X-ScaleSetMaxCapacity": str(max_capacity),
@@ -404,7 +417,7 @@ class MessageSession:
                 "DELETE",
                 url.copy_with(path=url.path.rstrip("/") + f"/{int(message_id)}"),
                 policy=ACTIONS_RETRY,
-                auth=_mq_auth(session.message_queue_url, session.message_queue_access_token),
+                auth=self._mq_auth(session.message_queue_url, session.message_queue_access_token),
                 headers={"Content-Type": "application/json", "User-Agent": self._user_agent},
                 expect=(204, 200),
                 unauthorized=MessageQueueTokenExpiredError,
@@ -430,7 +443,7 @@ class MessageSession:
                 "POST",
                 f"_apis/runtime/runnerscalesets/{self.scale_set_id}/acquirejobs",
                 json=ids,
-                auth=_mq_auth(admin_url, session.message_queue_access_token),
+                auth=self._mq_auth(admin_url, session.message_queue_access_token),
                 unauthorized=MessageQueueTokenExpiredError,
                 scale_set_id=self.scale_set_id,
             )
@@ -585,10 +598,6 @@ def _checked(session: RunnerScaleSetSession, response: httpx.Response) -> Runner
 
 def _token_expiry(session: RunnerScaleSetSession) -> float | None:
     return token_expiry(session.message_queue_access_token.get_secret_value())
-
-
-def _mq_auth(url: str, token: Secret) -> BearerAuth:
-    return BearerAuth.fixed(url, token, kind="message-queue token")
 
 
 def _duration(seconds: float) -> str:

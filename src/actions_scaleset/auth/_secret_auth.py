@@ -17,7 +17,8 @@ logger = logging.getLogger("actions_scaleset.auth")
 
 def host_of(url: str | httpx.URL) -> str:
     """`host[:port]` in lower case, as compared for token binding (default ports dropped)."""
-    parsed = httpx.URL(str(url))
+    # An httpx.URL (a request's) is parsed already: parsing it again is a cost on every request.
+    parsed = url if isinstance(url, httpx.URL) else httpx.URL(str(url))
     return parsed.netloc.decode("ascii").lower().rpartition("@")[2]
 
 
@@ -59,9 +60,10 @@ class BearerAuth(httpx.Auth):
         return f"{type(self).__name__}(host={self.host!r}, kind={self.kind!r})"
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if host_of(request.url) != self.host:
+        host = host_of(request.url)
+        if host != self.host:
             raise RequestError(
-                f"refusing to send the {self.kind} to {host_of(request.url)!r}: it belongs to {self.host!r}",
+                f"refusing to send the {self.kind} to {host!r}: it belongs to {self.host!r}",
                 method=request.method,
                 url=str(request.url),
             )

@@ -108,14 +108,20 @@ def parse_timestamp(value: str) -> datetime | None:
     Accepts 7-digit fractions (truncated to microseconds), `Z`, offsets, and no
     zone at all (read as UTC). Raises ValueError for anything else.
     """
-    if len(value) >= 20 and value[10] == "T" and value[-1] == "Z" and value[4] == "-" and value[19] in ".Z":
-        # The shape the service sends (RFC 3339, UTC): C's fromisoformat, 10x the regex.
-        if value.startswith("0001-"):
-            return None
+    # The shape the service sends, `YYYY-MM-DDTHH:MM:SS[.fffffff]Z`: C's fromisoformat, 10x the
+    # regex. Only the separators (positions 4, 7, 10, 13, 16 and 19) are checked here, and that a
+    # fraction has a digit; fromisoformat refuses any other text the regex would not read alike
+    # (non-ASCII digits included), and what it refuses is left to the regex.
+    separators = value[4:20:3]
+    if value[-1:] == "Z" and (
+        (separators == "--T::." and len(value) > 21) or (separators == "--T::Z" and len(value) == 20)
+    ):
         try:
-            return datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value)
         except ValueError:
             pass  # let the full parser say what is wrong
+        else:
+            return None if parsed.year <= 1 else parsed
     match = _TIMESTAMP.match(value.strip())
     if match is None:
         raise ValueError(f"not a timestamp: {value[:40]!r}")
@@ -236,6 +242,93 @@ def _key_normaliser(names: Mapping[str, str]) -> Callable[[Mapping[Any, Any]], M
     return normalise
 
 
+class _Slow(Exception):
+    """The fast structure function cannot read this value: the cattrs one decides."""
+
+
+def _all_str(items: list[Any]) -> bool:
+    return all(item.__class__ is str for item in items)
+
+
+def _fast_kind(field_type: Any) -> str | None:
+    if field_type is int or field_type is str or field_type is bool:
+        return field_type.__name__
+    if field_type == _OPTIONAL_DATETIME:
+        return "time"
+    if field_type == tuple[str, ...]:
+        return "strs"
+    return None
+
+
+def _fast_structure_fn(cls: type, names: Mapping[str, str], *, go_nulls: bool) -> Callable[[Any], Any] | None:
+    """A structure function without a Python hook per plain field, for classes whose fields are all
+    `int`, `str`, `bool`, `datetime | None` or `tuple[str, ...]`; None for any other class.
+
+    It reads only exact JSON types (a `str` field takes a `str`, an `int` field an
+    `int` and never a bool, a tuple a list of strings, a time a string) and raises for
+    anything else, a missing required key included: the caller then runs the cattrs
+    function, which accepts or refuses the value, with its error, exactly as before.
+    The mapping's keys are already the wire names (`_key_normaliser`).
+    """
+    if not isinstance(cls, type):
+        return None
+    try:
+        fields = attrs.fields(attrs.resolve_types(cls))
+    except (NameError, TypeError):
+        return None
+    namespace: dict[str, Any] = {
+        "_MISSING": _MISSING,
+        "_Slow": _Slow,
+        "_all_str": _all_str,
+        "_parse_timestamp": parse_timestamp,
+        "_ZERO_TIME": ZERO_TIME,
+        "_cls": cls,
+    }
+    # Absent (and, with Go's rules, null): the field keeps its default.
+    absent = "v is None" if go_nulls else "v is _MISSING"
+    get = "o.get({!r})" if go_nulls else "o.get({!r}, _MISSING)"
+    lines = ["def fast(o):"]
+    arguments = []
+    for index, field in enumerate(fields):
+        kind = _fast_kind(field.type)
+        if kind is None or not field.init:
+            return None
+        name = f"f{index}"
+        arguments.append(f"{field.alias}={name}")
+        lines.append(f"    v = {get.format(names[field.name])}")
+        if field.default is attrs.NOTHING:
+            lines.append(f"    if {absent}:")
+            lines.append("        raise _Slow")
+        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            if field.default.takes_self:
+                return None
+            namespace[f"_default{index}"] = field.default.factory
+            lines.append(f"    if {absent}:")
+            lines.append(f"        {name} = _default{index}()")
+        else:
+            namespace[f"_default{index}"] = field.default
+            lines.append(f"    if {absent}:")
+            lines.append(f"        {name} = _default{index}")
+        branch = "if" if field.default is attrs.NOTHING else "elif"
+        if kind == "strs":
+            lines.append(f"    {branch} v.__class__ is not list or not _all_str(v):")
+            value = "tuple(v)"
+        else:
+            lines.append(f"    {branch} v.__class__ is not {'str' if kind == 'time' else kind}:")
+            value = "None if v == _ZERO_TIME else _parse_timestamp(v)" if kind == "time" else "v"
+        lines.append("        raise _Slow")
+        lines.append("    else:")
+        lines.append(f"        {name} = {value}")
+    lines.append(f"    return _cls({', '.join(arguments)})")
+    code = compile("\n".join(lines), f"<actions_scaleset fast structure {cls.__qualname__}>", "exec")
+    exec(code, namespace)  # noqa: S102 - generated from the class's own fields, as cattrs does
+    fast: Callable[[Any], Any] = namespace["fast"]
+    return fast
+
+
+_MISSING: Final = object()
+
+
 def _structure_fn(
     cls: type,
     *,
@@ -254,11 +347,17 @@ def _structure_fn(
     generated: Callable[[Any, type], Any] = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
     normalise = _key_normaliser(names)
     what = getattr(cls, "__name__", str(cls))
+    fast = _fast_structure_fn(cls, names, go_nulls=go_nulls) if not hooks and prepare is None else None
 
     def structure_hook(value: Any, target: type) -> Any:
-        if not isinstance(value, Mapping):
+        if value.__class__ is not dict and not isinstance(value, Mapping):  # the ABC check is the slow one
             raise TypeError(f"expected a JSON object for {what}, got {_json_kind(value)}")
         value = normalise(value)
+        if fast is not None:
+            try:
+                return fast(value)
+            except Exception:  # noqa: BLE001, S110 - the cattrs function below gives the answer and the error
+                pass
         if go_nulls and None in value.values():
             value = {key: item for key, item in value.items() if item is not None}
         if prepare is not None:
@@ -492,13 +591,20 @@ def _job_event(index: int, item: Any) -> JobEvent:
 
 
 def _structure_job_event(item: Any) -> JobEvent:
-    if not isinstance(item, Mapping):
+    if item.__class__ is not dict and not isinstance(item, Mapping):
         raise TypeError(f"expected a JSON object for a job message, got {_json_kind(item)}")
     cls = _JOB_EVENT_TYPES.get(_message_type_of(item))
     if cls is None:
         return _structure_unknown_event(item, UnknownJobEvent)
-    event: JobEvent = converter.structure(item, cls)  # type: ignore[assignment]
+    hook = _JOB_EVENT_HOOKS.get(cls)
+    if hook is None:
+        hook = _JOB_EVENT_HOOKS[cls] = converter.get_structure_hook(cls)
+    event: JobEvent = hook(item, cls)
     return event
+
+
+# The converter's hook per job-event class, looked up once rather than dispatched per event.
+_JOB_EVENT_HOOKS: Final[dict[type, Callable[[Any, Any], Any]]] = {}
 
 
 def format_job_events(events: Iterable[JobEvent]) -> str:
