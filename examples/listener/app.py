@@ -26,6 +26,7 @@ import actions_scaleset as asc
 from actions_scaleset.auth import credentials_hint
 
 from .command import CommandProvisioner
+from .logs import first_line
 from .metrics import Metrics
 from .provisioner import Provisioner
 from .scaler import Ledger, ProvisioningScaler
@@ -118,13 +119,13 @@ async def _serve(
         scale_sets = [await _ensure(client, wanted) for wanted in settings.scale_sets]
     except (asc.AuthenticationError, asc.PermissionDeniedError) as exc:
         hint = credentials_hint(client.config.scope, app=isinstance(settings.credentials, asc.GitHubApp))
-        say(f"GitHub refused the credentials ({_one_line(exc)}): {hint}")
+        say(f"GitHub refused the credentials ({first_line(exc)}): {hint}")
         return EXIT_CREDENTIALS
     except asc.RunnerGroupNotFoundError as exc:
-        say(f"{_one_line(exc)}: create it, or use --runner-group default")
+        say(f"{first_line(exc)}: create it, or use --runner-group default")
         return EXIT_USAGE
     except asc.ActionsScaleSetError as exc:
-        say(f"cannot start: {_one_line(exc)} (check --url, the network and the proxy variables)")
+        say(f"cannot start: {first_line(exc)} (check --url, the network and the proxy variables)")
         return EXIT_FAILED
 
     metrics = None
@@ -300,8 +301,3 @@ async def _reconcile_all(units: Sequence[Unit]) -> None:
     async with anyio.create_task_group() as tg:
         for unit in units:
             tg.start_soon(unit.scaler.run)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return text or type(exc).__name__

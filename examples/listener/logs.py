@@ -71,3 +71,9 @@ def _encodable(value: object) -> bool:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's first line, for a log line or a one-line message; its type when it says nothing."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text or type(exc).__name__

@@ -30,6 +30,7 @@ import attrs
 
 import actions_scaleset as asc
 
+from .logs import first_line
 from .provisioner import NewRunner, Provisioner, RunnerHandle
 from .settings import ScaleSetSettings
 
@@ -315,7 +316,7 @@ class ProvisioningScaler:
     def _start_failed(self, runner: _Runner, exc: Exception, seconds: float) -> None:
         self.start_failures += 1
         self.recorder.record_start(False, seconds)
-        self._log(logging.WARNING, "could not start runner %s: %s", runner.name, _one_line(exc))
+        self._log(logging.WARNING, "could not start runner %s: %s", runner.name, first_line(exc))
 
     def _back_off_starts(self, failed: int) -> None:
         """One round of starts failed (however many of them): wait longer before the next round."""
@@ -349,7 +350,7 @@ class ProvisioningScaler:
         try:
             alive = {handle.runner_name for handle in await self.provisioner.running()}
         except Exception as exc:  # noqa: BLE001 - a provisioner's failure never stops the listener
-            self._log(logging.WARNING, "could not list the runners' compute: %s", _one_line(exc))
+            self._log(logging.WARNING, "could not list the runners' compute: %s", first_line(exc))
             return
         now = time.monotonic()
         for runner in list(self.runners.values()):
@@ -375,7 +376,7 @@ class ProvisioningScaler:
                 logging.WARNING,
                 "runner %s exited, and its registration stays: %s",
                 runner.name,
-                _one_line(exc),
+                first_line(exc),
             )
             return
         else:
@@ -400,7 +401,7 @@ class ProvisioningScaler:
             pass  # gone already: its job ended and it deregistered itself
         except asc.ActionsScaleSetError as exc:
             runner.state = previous
-            self._log(logging.WARNING, "could not remove runner %s: %s", runner.name, _one_line(exc))
+            self._log(logging.WARNING, "could not remove runner %s: %s", runner.name, first_line(exc))
             return
         if runner.handle is not None:
             await self._stop_compute(runner.handle)
@@ -412,7 +413,7 @@ class ProvisioningScaler:
         try:
             await self.provisioner.stop(handle)
         except Exception as exc:  # noqa: BLE001 - a provisioner's failure never stops the listener
-            self._log(logging.WARNING, "could not stop %s: %s", handle.runner_name, _one_line(exc))
+            self._log(logging.WARNING, "could not stop %s: %s", handle.runner_name, first_line(exc))
 
     async def _deregister(self, name: str, runner_id: int, *, why: str) -> bool:
         """Remove a registration; True when it is gone (or never was)."""
@@ -424,12 +425,7 @@ class ProvisioningScaler:
             self._log(logging.WARNING, "runner %s is running a job, though %s; left registered", name, why)
             return False
         except asc.ActionsScaleSetError as exc:
-            self._log(logging.WARNING, "could not remove runner %s: %s", name, _one_line(exc))
+            self._log(logging.WARNING, "could not remove runner %s: %s", name, first_line(exc))
             return False
         self._log(logging.INFO, "removed runner %s (%s)", name, why)
         return True
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return text or type(exc).__name__

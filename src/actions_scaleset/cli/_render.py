@@ -246,25 +246,7 @@ def runners_table(runners: Sequence[GitHubRunner], title: str) -> TableData:
 
 def jit_settings_json(config: JitConfig) -> dict[str, Any]:
     """The decoded config's settings; the RSA key and any access token only say they are there."""
-    runner, credentials = config.runner, config.credentials
-    return {
-        "agent_id": runner.agent_id,
-        "agent_name": runner.agent_name,
-        "pool_id": runner.pool_id,
-        "pool_name": runner.pool_name,
-        "server_url": runner.server_url or None,
-        "server_url_v2": runner.server_url_v2 or None,
-        "flow": "v2" if runner.uses_broker else "v1",
-        "github_url": runner.github_url,
-        "work_folder": runner.work_folder,
-        "ephemeral": runner.ephemeral,
-        "disable_update": runner.disable_update,
-        "auth_scheme": credentials.scheme,
-        "client_id": credentials.client_id or None,
-        "authorization_url": credentials.authorization_url or None,
-        "rsa_key": HIDDEN if config.rsa_parameters is not None else None,
-        "access_token": HIDDEN if credentials.access_token is not None else None,
-    }
+    return config.settings(hidden=HIDDEN)
 
 
 def jit_json(

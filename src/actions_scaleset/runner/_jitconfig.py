@@ -351,27 +351,34 @@ class JitConfig:
             f"flow={'v2' if self.runner.uses_broker else 'v1'}, ephemeral={self.runner.ephemeral})"
         )
 
+    def settings(self, *, hidden: str = HIDDEN) -> dict[str, object]:
+        """The settings that are safe to show (a table, `--json`): the RSA key and any access
+        token only say whether they are there, as `hidden`."""
+        runner, credentials = self.runner, self.credentials
+        return {
+            "agent_id": runner.agent_id,
+            "agent_name": runner.agent_name,
+            "pool_id": runner.pool_id,
+            "pool_name": runner.pool_name,
+            "server_url": runner.server_url or None,
+            "server_url_v2": runner.server_url_v2 or None,
+            "flow": "v2" if runner.uses_broker else "v1",
+            "github_url": runner.github_url,
+            "work_folder": runner.work_folder,
+            "ephemeral": runner.ephemeral,
+            "disable_update": runner.disable_update,
+            "auth_scheme": credentials.scheme,
+            "client_id": credentials.client_id or None,
+            "authorization_url": credentials.authorization_url or None,
+            "rsa_key": hidden if self.rsa_parameters is not None else None,
+            "access_token": hidden if credentials.access_token is not None else None,
+        }
+
     def _repr_html_(self) -> str:
-        """The runner's non-secret settings; the blob and the RSA key show as "hidden"."""
-        runner = self.runner
-        return html_table(
-            type(self).__name__,
-            [
-                ("agent_name", runner.agent_name),
-                ("agent_id", runner.agent_id),
-                ("pool_id", runner.pool_id),
-                ("pool_name", runner.pool_name),
-                ("server_url", runner.server_url),
-                ("server_url_v2", runner.server_url_v2),
-                ("flow", "v2" if runner.uses_broker else "v1"),
-                ("github_url", runner.github_url),
-                ("work_folder", runner.work_folder),
-                ("ephemeral", runner.ephemeral),
-                ("auth scheme", self.credentials.scheme),
-                ("RSA key", HIDDEN if self.rsa_parameters is not None else None),
-                ("encoded config", HIDDEN),
-            ],
-        )
+        """The runner's `settings()`; the blob and the RSA key show as "hidden"."""
+        labels = {"rsa_key": "RSA key", "auth_scheme": "auth scheme", "access_token": "access token"}
+        rows = [(labels.get(key, key), value) for key, value in self.settings().items()]
+        return html_table(type(self).__name__, [*rows, ("encoded config", HIDDEN)])
 
     @classmethod
     def decode(cls, blob: str | bytes | Secret) -> JitConfig:
