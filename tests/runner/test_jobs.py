@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from actions_scaleset import NotFoundError, PermissionDeniedError, RunServiceError, Secret, ServerError
@@ -176,13 +176,14 @@ def test_steps_start_and_finish() -> None:
 
 
 @given(st.lists(st.text(min_size=1, max_size=8), max_size=5), st.text(max_size=40))
+@example(secrets=["0", "\x00"], line="0")  # a secret that was once the test's own stand-in for a mask
 def test_masking_removes_every_secret(secrets: list[str], line: str) -> None:
     ordered = sorted(set(secrets), key=len, reverse=True)
     masked = mask_line(line, ordered)
 
     for secret in ordered:
         if "*" not in secret:
-            assert secret not in masked.replace("***", "\x00")
+            assert all(secret not in piece for piece in masked.split("***"))
 
 
 # --------------------------------------------------------------------------- renewal policy
