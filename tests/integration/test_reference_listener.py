@@ -190,6 +190,9 @@ async def test_sigterm_mid_burst_leaves_busy_runners_alone_and_removes_the_idle_
     async with listener(tmp_path, args, jobs={"it-burst": 3}) as run:
         await run.until(lambda: run.running() == 3 and len(run.fake.snapshot().runners) == 4, timeout=90)
         await run.until(lambda: len(set(marked_processes(run.marker).values())) == 4)
+        # The fake marks a runner busy before its JobStarted message reaches the listener; wait
+        # until the listener has seen all three, or it would (rightly) try to retire one of them.
+        await run.until(lambda: run.text().count("started on it-burst-") == 3)
         code, took = await run.terminate(timeout=20)
         assert code == 0, run.text()
         assert took < 12
