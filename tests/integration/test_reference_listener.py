@@ -137,6 +137,17 @@ async def scrape(port: int) -> str:
         return (await client.get(f"http://127.0.0.1:{port}/metrics")).text
 
 
+async def scrape_until(port: int, counted: Callable[[str], bool], timeout: float = 30) -> str:
+    """Scrape until `counted` holds: the fake finishes a job before its JobCompleted message
+    reaches the listener, so the listener's counters may lag the fake's state a little."""
+    with anyio.fail_after(timeout):
+        while True:
+            metrics = await scrape(port)
+            if counted(metrics):
+                return metrics
+            await anyio.sleep(0.1)
+
+
 def sample(metrics: str, metric: str, **labels: str) -> float:
     """The sum of `metric`'s samples whose labels include `labels`."""
     total = 0.0
@@ -164,7 +175,7 @@ async def test_it_runs_every_job_in_a_runner_process_never_above_max_and_stops_c
 
         await run.until(done, timeout=120)
         await run.until(lambda: not run.fake.snapshot().runners)
-        metrics = await scrape(port)
+        metrics = await scrape_until(port, lambda m: sample(m, "gha_completed_jobs_total") == 5)
         code, _ = await run.terminate(timeout=15)
         assert code == 0, run.text()
         log = run.text()
@@ -267,7 +278,10 @@ max_runners = 1
         port = await run.metrics_port()
         await run.until(lambda: run.completed() == 4, timeout=120)
         await run.until(lambda: not run.fake.snapshot().runners)
-        metrics = await scrape(port)
+        metrics = await scrape_until(
+            port,
+            lambda m: all(sample(m, "gha_completed_jobs_total", scale_set=n) == 2 for n in ("it-a", "it-b")),
+        )
         code, _ = await run.terminate(timeout=15)
         assert code == 0, run.text()
         for name in ("it-a", "it-b"):
