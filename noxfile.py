@@ -54,6 +54,8 @@ def tour(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: the SDK side by side with a raw-httpx baseline, ratios in one run."""
-    session.install("-e", ".[test]")
+    """Benchmarks (issue 16): the SDK beside a raw-httpx baseline, in interleaved rounds; rewrites
+    benchmarks/RESULTS.md. Under 5 minutes on 2 cores. Flags after `--`: `--only decode,burst`,
+    `--rounds`, `--jobs`, `--pickups`, `--sets` (see `python -m benchmarks --help`)."""
+    session.install("-e", ".[testing]")
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -23,6 +23,16 @@ Two things are added around the fake, in this script only (the library is untouc
   - `POST /_bench/pickup?set=ID&wait=2&timeout=5`: waits (up to `wait` s) until that set's
     poll is parked, queues a job for it, and answers how long until its `acquirejobs`
     request arrived (null after `timeout` s). Both ends are timed here, on one clock.
+  - `POST /_bench/burst?set=ID&jobs=5000&wait=2&timeout=120`: waits until that set's poll
+    is parked, queues `jobs` jobs for it at once (routed in one walk), and answers how long
+    until the last of them was acquired (the `acquirejobs` that took it answered), and how
+    many were (`seconds` null after `timeout` s).
+
+  The jobs a set was given by `pickup` or `burst` are dropped before its next one, so the
+  fake's walks over every job take as long in the last round as in the first.
+
+`--queue-url-query` makes session answers carry a queue URL with `?sessionId=…&api-version=…`,
+which every call on the queue must keep (FakeGitHub's `queue_url_query`).
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ import anyio.to_thread
 import actions_scaleset as asc
 from actions_scaleset.testing import FakeGitHub
 from actions_scaleset.testing import _actions as fake_actions
-from actions_scaleset.testing._model import ScaleSet
+from actions_scaleset.testing._model import Job, JobState, ScaleSet
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -85,8 +95,12 @@ class Bench:
         self.delivered_at: dict[int, float] = {}
         self.original_long_poll = vars(fake_actions)["long_poll"]
         self.ticks = Ticks(fake._core.state)
-        self.picked: list[str] = []
-        """Jobs queued by `pickup`: dropped before the next one, so the fake's walk stays as long."""
+        self.given: dict[int, list[str]] = {}
+        """Jobs queued by `pickup` or `burst`, by set: dropped before its next one."""
+        self.bursting: dict[int, list[Job]] = {}
+        """A running burst's jobs not acquired yet, by set."""
+        self.burst_done: dict[int, anyio.Event] = {}
+        self.burst_done_at: dict[int, float] = {}
 
     def event(self, table: dict[int, anyio.Event], set_id: int) -> anyio.Event:
         if set_id not in table:
@@ -119,18 +133,16 @@ class Bench:
         return sum(1 for set_id in self.groups[group] if self.parked[set_id] > 0)
 
     async def pickup(self, set_id: int, wait: float, timeout: float) -> dict[str, float | None]:
-        with anyio.move_on_after(wait):
-            while self.parked[set_id] <= 0:  # noqa: ASYNC110 - a counter, not an event
-                await anyio.sleep(0.002)
-        jobs = self.fake._core.state.jobs
-        for job_id in self.picked:
-            jobs.pop(job_id, None)
+        await self.wait_parked(set_id, wait)
+        self.drop_given(set_id)
         self.acquired.pop(set_id, None)
         done = self.event(self.acquired, set_id)
         started = time.perf_counter()
         self.ticks.forced = True  # route the job to its set now, whenever the last walk was
         try:
-            self.picked = [self.fake.enqueue_job(labels=[self.labels[set_id]], repository="acme/app").job_id]
+            self.given[set_id] = [
+                self.fake.enqueue_job(labels=[self.labels[set_id]], repository="acme/app").job_id
+            ]
         finally:
             self.ticks.forced = False
         queued = time.perf_counter()
@@ -147,6 +159,66 @@ class Bench:
     def saw_acquire(self, set_id: int) -> None:
         self.acquired_at[set_id] = time.perf_counter()
         self.event(self.acquired, set_id).set()
+
+    def drop_given(self, set_id: int) -> None:
+        jobs = self.fake._core.state.jobs
+        for job_id in self.given.pop(set_id, ()):
+            jobs.pop(job_id, None)
+
+    async def wait_parked(self, set_id: int, wait: float) -> None:
+        with anyio.move_on_after(wait):
+            while self.parked[set_id] <= 0:  # noqa: ASYNC110 - a counter, not an event
+                await anyio.sleep(0.002)
+
+    async def burst(self, set_id: int, count: int, wait: float, timeout: float) -> dict[str, float | None]:
+        """Queue `count` jobs for one set at once; seconds until the last was acquired."""
+        await self.wait_parked(set_id, wait)
+        self.drop_given(set_id)
+        state = self.fake._core.state
+        label = [self.labels[set_id]]
+        jobs = [
+            state.enqueue(
+                repository="acme/app",
+                labels=label,
+                display_name=f"burst {index}",
+                workflow=".github/workflows/ci.yml",
+                ref="refs/heads/main",
+                event_name="push",
+                duration=0.0,
+                conclusion="succeeded",
+                at=None,
+            )
+            for index in range(count)
+        ]
+        self.given[set_id] = [job.id for job in jobs]
+        self.ticks.forced = True  # route every job to its set in one walk
+        try:
+            state.tick()
+        finally:
+            self.ticks.forced = False
+        done = self.burst_done[set_id] = anyio.Event()
+        self.bursting[set_id] = jobs
+        started = time.perf_counter()
+        self.event(self.news, set_id).set()
+        with anyio.move_on_after(timeout):
+            await done.wait()
+        left = self.bursting.pop(set_id, [])
+        finished = self.burst_done_at.pop(set_id, None)
+        return {"seconds": None if finished is None else finished - started, "acquired": count - len(left)}
+
+    def answered_acquire(self, set_id: int) -> None:
+        """An `acquirejobs` was answered: is the set's burst all acquired now?"""
+        left = self.bursting.get(set_id)
+        if left is None:
+            return
+        left = [job for job in left if job.state in _NOT_ACQUIRED]
+        self.bursting[set_id] = left
+        if not left:
+            self.burst_done_at[set_id] = time.perf_counter()
+            self.burst_done[set_id].set()
+
+
+_NOT_ACQUIRED = (JobState.SCHEDULED, JobState.QUEUED, JobState.AVAILABLE)
 
 
 def _scale_set_id(attempt: Callable[[], Any]) -> int | None:
@@ -174,7 +246,11 @@ class Instrumented:
             await self.admin(scope, send)
             return
         if scope["type"] == "http" and scope["method"] == "POST" and path.endswith("/acquirejobs"):
-            self.bench.saw_acquire(int(path.rsplit("/", 2)[-2]))
+            set_id = int(path.rsplit("/", 2)[-2])
+            self.bench.saw_acquire(set_id)
+            await self.app(scope, receive, send)
+            self.bench.answered_acquire(set_id)
+            return
         await self.app(scope, receive, send)
 
     async def admin(self, scope: Scope, send: Send) -> None:
@@ -183,6 +259,13 @@ class Instrumented:
         body: object
         if path == "/_bench/parked":
             body = {"parked": self.bench.parked_in(int(query["group"]))}
+        elif path == "/_bench/burst":
+            body = await self.bench.burst(
+                int(query["set"]),
+                int(query["jobs"]),
+                float(query.get("wait", "2")),
+                float(query.get("timeout", "120")),
+            )
         elif path == "/_bench/pickup":
             body = await self.bench.pickup(
                 int(query["set"]), float(query.get("wait", "2")), float(query.get("timeout", "5"))
@@ -217,11 +300,14 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--groups", default="1000", help="sets per group, comma-separated")
     parser.add_argument("--hold", type=float, default=50.0, help="seconds a poll is held (GitHub: ~50)")
+    parser.add_argument(
+        "--queue-url-query", action="store_true", help="queue URLs carry ?sessionId=… that calls must keep"
+    )
     args = parser.parse_args(argv)
     from hypercorn.config import Config
 
     Config.backlog = 4096  # hypercorn listens with a backlog of 100: 1,000 listeners connect at once
-    fake = FakeGitHub(poll_hold=args.hold, session_timeout=3600.0)
+    fake = FakeGitHub(poll_hold=args.hold, session_timeout=3600.0, queue_url_query=args.queue_url_query)
     labels: dict[int, str] = {}
     groups = await make_sets(fake, [int(n) for n in args.groups.split(",") if n], labels)
     bench = Bench(fake, groups, labels)

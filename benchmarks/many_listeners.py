@@ -1,17 +1,19 @@
-"""`python -m benchmarks.many_listeners`: one listening process of the many-scale-sets benchmark.
+"""`python -m benchmarks.many_listeners`: one listening process, SDK or raw baseline.
 
-It reads one JSON line on stdin (`impl`: `sdk` or `raw`, `config_url`, `pat`, `sets`, `pool`),
+Used by the many-scale-sets, burst and pickup benchmarks. It reads one JSON line on stdin
+(`impl`: `sdk` or `raw`, `config_url`, `pat`, `sets`, optional `pool` and `max_runners`),
 listens on every set in one task group, then answers commands, one a line:
 
 * `cpu SECONDS`: the process's CPU time over that wall time, as a fraction of one core;
+* `mark`: remembers the process's CPU time (user + system) now;
+* `used`: the process's CPU seconds since the last `mark`;
 * `rss`: the peak resident set size so far, in MB;
 * `stop`: cancels the listeners (each deletes its session) and exits.
 
 `sdk` runs one `asc.Listener` per set, all sharing one `ScaleSetClient` (with the SDK's own
-httpx client unless `pool` > 0 sizes one). `raw` is the baseline: a minimal listener written
-with httpx and dicts, speaking the same protocol (registration exchange, create session,
-long-poll loop, acquire, delete message, delete session), one coroutine per set, its pool
-sized for its polls.
+httpx client unless `pool` > 0 sizes one). `raw` is the baseline (`benchmarks.raw_listener`):
+a minimal listener written with httpx and dicts, speaking the same protocol, one coroutine
+per set, its pool sized for its polls. Both scalers are instant: they start no runner.
 """
 
 from __future__ import annotations
@@ -26,11 +28,21 @@ import anyio
 import anyio.to_thread
 import httpx
 
-API = {"api-version": "6.0-preview"}
-NIL_UUID = "00000000-0000-0000-0000-000000000000"
+from benchmarks.raw_listener import RawListener, admin_connection
+
 MAX_RUNNERS = 10
-DESIRED: dict[str, int] = {}
-"""The baseline's scaler: the runner count each set wants, by set URL."""
+OPEN_CONCURRENCY = 10
+"""Session creations in flight at once, as `asc.ListenerGroup`'s default."""
+
+
+def max_runners(config: dict[str, Any]) -> int:
+    return int(config.get("max_runners", MAX_RUNNERS))
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process (`getrusage`), threads included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -75,7 +87,8 @@ async def listen_sdk(config: dict[str, Any], ready: anyio.Event, stop: anyio.Eve
         group: asc.ListenerGroup[int] = asc.ListenerGroup()
         for scale_set_id in config["sets"]:
             group.add(
-                scale_set_id, asc.Listener(client, scale_set_id, NullScaler(), 0, MAX_RUNNERS, owner="bench")
+                scale_set_id,
+                asc.Listener(client, scale_set_id, NullScaler(), 0, max_runners(config), owner="bench"),
             )
         async with anyio.create_task_group() as tg:
             tg.start_soon(group.run)
@@ -92,75 +105,25 @@ async def listen_raw(config: dict[str, Any], ready: anyio.Event, stop: anyio.Eve
     ready.set()
     sets: list[int] = config["sets"]
     async with sized_client(len(sets) + 20) as http:
-        base, _, org = config["config_url"].rstrip("/").rpartition("/")
-        response = await http.post(
-            f"{base}/api/v3/orgs/{org}/actions/runners/registration-token",
-            headers={"Authorization": f"Bearer {config['pat']}"},
-        )
-        response.raise_for_status()
-        response = await http.post(
-            f"{base}/api/v3/actions/runner-registration",
-            headers={"Authorization": f"RemoteAuth {response.json()['token']}"},
-            json={"url": config["config_url"], "runner_event": "register"},
-        )
-        response.raise_for_status()
-        admin_url, admin_token = response.json()["url"], response.json()["token"]
-        admin_headers = {"Authorization": f"Bearer {admin_token}"}
+        admin = await admin_connection(http, config["config_url"], config["pat"])
+        limiter = anyio.CapacityLimiter(OPEN_CONCURRENCY)  # what asc.ListenerGroup does by default
         async with anyio.create_task_group() as tg:
             for set_id in sets:
-                set_url = f"{admin_url}_apis/runtime/runnerscalesets/{set_id}"
-                tg.start_soon(raw_listener, http, set_url, admin_headers)
+                listener = RawListener(
+                    http, admin, set_id, max_runners=max_runners(config), owner="bench", open_limiter=limiter
+                )
+                tg.start_soon(raw_listener, listener)
             await stop.wait()
             tg.cancel_scope.cancel()
 
 
-async def raw_listener(http: httpx.AsyncClient, set_url: str, admin_headers: dict[str, str]) -> None:
+async def raw_listener(listener: RawListener) -> None:
     """Listen on one set; on any HTTP or network error, wait a second and start again."""
     while True:
         try:
-            await raw_session(http, set_url, admin_headers)
+            await listener.run()
         except httpx.HTTPError:
             await anyio.sleep(1.0)
-
-
-async def raw_session(http: httpx.AsyncClient, set_url: str, admin_headers: dict[str, str]) -> None:
-    response = await http.post(
-        f"{set_url}/sessions",
-        params=API,
-        headers=admin_headers,
-        json={"sessionId": NIL_UUID, "ownerName": "bench"},
-    )
-    response.raise_for_status()
-    session = response.json()
-    queue_url = session["messageQueueUrl"]
-    queue_headers = {
-        "Authorization": f"Bearer {session['messageQueueAccessToken']}",
-        "Accept": "application/json; api-version=6.0-preview",
-        "X-ScaleSetMaxCapacity": str(MAX_RUNNERS),
-    }
-    last = 0
-    try:
-        while True:
-            params = {"lastMessageId": str(last)} if last else {}
-            response = await http.get(queue_url, params=params, headers=queue_headers, timeout=70.0)
-            if response.status_code == 202:
-                continue
-            response.raise_for_status()
-            message = response.json()
-            events = json.loads(message["body"])
-            available = [e["runnerRequestId"] for e in events if e["messageType"] == "JobAvailable"]
-            if available:
-                acquired = await http.post(
-                    f"{set_url}/acquirejobs", params=API, headers=queue_headers, json=available
-                )
-                acquired.raise_for_status()
-            DESIRED[set_url] = min(MAX_RUNNERS, message["statistics"]["totalAssignedJobs"])
-            deleted = await http.delete(f"{queue_url}/{message['messageId']}", headers=queue_headers)
-            deleted.raise_for_status()
-            last = message["messageId"]
-    finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-            await http.delete(f"{set_url}/sessions/{session['sessionId']}", params=API, headers=admin_headers)
 
 
 # --------------------------------------------------------------------------- the process
@@ -169,6 +132,7 @@ async def raw_session(http: httpx.AsyncClient, set_url: str, admin_headers: dict
 async def commands(ready: anyio.Event, stop: anyio.Event) -> None:
     await ready.wait()
     print("started", flush=True)
+    marked = cpu_seconds()
     while True:
         line = await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
         words = line.split()
@@ -180,6 +144,11 @@ async def commands(ready: anyio.Event, stop: anyio.Event) -> None:
             await anyio.sleep(float(words[1]))
             share = (time.process_time() - cpu) / (time.perf_counter() - wall)
             print(f"cpu {share:.6f}", flush=True)
+        elif words[0] == "mark":
+            marked = cpu_seconds()
+            print("mark ok", flush=True)
+        elif words[0] == "used":
+            print(f"used {cpu_seconds() - marked:.6f}", flush=True)
         elif words[0] == "rss":
             print(f"rss {peak_rss_mb():.1f}", flush=True)
 

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio
-import anyio.abc
 import attrs
 import httpx
-from anyio.streams.buffered import BufferedByteReceiveStream
+
+from benchmarks._procs import start
 
 TARGET_RSS_MB = 120.0
 TARGET_IDLE_CPU = 0.02
@@ -80,41 +80,6 @@ class Settings:
     stall: float = 5.0
     """Stop waiting for polls to park once the count has not grown for this long."""
     pickup_timeout: float = 3.0
-
-
-class Worker:
-    """A child process speaking lines on stdin/stdout."""
-
-    def __init__(self, process: anyio.abc.Process) -> None:
-        self.process = process
-        assert process.stdout is not None
-        assert process.stdin is not None
-        self.stdin = process.stdin
-        self.stdout = BufferedByteReceiveStream(process.stdout)
-
-    async def send(self, line: str) -> None:
-        await self.stdin.send(line.encode() + b"\n")
-
-    async def line(self, timeout: float) -> str:
-        with anyio.fail_after(timeout):
-            return (await self.stdout.receive_until(b"\n", 1 << 24)).decode()
-
-    async def ask(self, command: str, timeout: float) -> str:
-        await self.send(command)
-        return (await self.line(timeout)).split()[-1]
-
-    async def finish(self, timeout: float) -> None:
-        with anyio.move_on_after(timeout):
-            await self.stdin.aclose()
-            await self.process.wait()
-            return
-        self.process.kill()
-        await self.process.wait()
-
-
-async def start(module: str, args: list[str], log: IO[bytes]) -> Worker:
-    process = await anyio.open_process([sys.executable, "-m", module, *args], stdin=-1, stdout=-1, stderr=log)
-    return Worker(process)
 
 
 async def run_side(
