@@ -78,9 +78,19 @@ def github(clock: FakeClock) -> Iterator[respx.MockRouter]:
 
 
 def test_with_query_adds_to_the_query_a_url_already_has() -> None:
-    url = with_query(QUEUE_URL, {"lastMessageId": "5"})
+    url = httpx.URL(with_query(QUEUE_URL, {"lastMessageId": "5"}))
     assert dict(url.params) == {"sessionId": SESSION_ID, "api-version": "6.0-preview", "lastMessageId": "5"}
-    assert with_query(url, {"lastMessageId": "6"}).params["lastMessageId"] == "6"
+    assert httpx.URL(with_query(url, {"lastMessageId": "6"})).params.get_list("lastMessageId") == ["6"]
+
+
+def test_with_query_keeps_the_urls_own_query_byte_for_byte_and_encodes_the_values() -> None:
+    own = "https://broker.example/message?sessionId=a%2Fb&x=1+2&flag"
+    url = with_query(own, {"name": "a b&c#d+e%zz/é", "on": True, "off": False, "none": None, "n": 7})
+    assert url.startswith(own + "&")  # not re-encoded, as a server-given URL must be used as it comes
+    params = httpx.URL(url).params
+    assert params["name"] == "a b&c#d+e%zz/é"
+    assert (params["on"], params["off"], params["none"], params["n"]) == ("true", "false", "", "7")
+    assert with_query(own, {"x": "3"}) == "https://broker.example/message?sessionId=a%2Fb&flag&x=3"
 
 
 async def test_every_poll_keeps_the_queue_urls_own_query(clock: FakeClock, github: respx.MockRouter) -> None:

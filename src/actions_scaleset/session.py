@@ -28,6 +28,7 @@ from ._http import (
     invalid_response,
     path_id,
     url_problem,
+    with_path_segment,
 )
 from ._jwt import token_expiry
 from ._secret import Secret
@@ -412,10 +413,9 @@ class MessageSession:
         """Acknowledge a message: it will not be delivered again."""
 
         async def delete(session: RunnerScaleSetSession) -> None:
-            url = httpx.URL(session.message_queue_url)
             await self.client.http.request(
                 "DELETE",
-                url.copy_with(path=url.path.rstrip("/") + f"/{int(message_id)}"),
+                with_path_segment(session.message_queue_url, str(int(message_id))),
                 policy=ACTIONS_RETRY,
                 auth=self._mq_auth(session.message_queue_url, session.message_queue_access_token),
                 headers={"Content-Type": "application/json", "User-Agent": self._user_agent},

@@ -22,7 +22,7 @@ from ._retry import (
     SINGLE_USE_RETRY,
     RetryPolicy,
 )
-from ._urls import combine_url, path_id, resolve_url, url_problem, with_query
+from ._urls import combine_url, path_id, resolve_url, url_problem, with_path_segment, with_query
 
 __all__ = [
     "ACTIONS_RETRY",
@@ -47,5 +47,6 @@ __all__ = [
     "resolve_url",
     "url_problem",
     "user_agent",
+    "with_path_segment",
     "with_query",
 ]

@@ -241,7 +241,7 @@ class HTTPCore:
         url, all_headers, content = self._prepare(
             method, url, headers=headers, params=params, json=json, content=content
         )
-        shown_url = redact_url(str(url))
+        shown_url = _ShownURL(url)  # redacted only when a log line or an error shows it
         build = {
             "headers": all_headers,
             "content": content,
@@ -362,7 +362,7 @@ class HTTPCore:
         self._check_origin(method, str(url))
         all_headers = {"User-Agent": self.user_agent}
         if json is not _UNSET:
-            content = _json_body(json, method, redact_url(str(url)))
+            content = _json_body(json, method, str(url))
             all_headers["Content-Type"] = "application/json"
         if headers:
             all_headers.update(headers)
@@ -380,7 +380,7 @@ class HTTPCore:
         method: str,
         url: str | httpx.URL,
         auth: httpx.Auth | None,
-        shown_url: str,
+        shown_url: _ShownURL,
         build: dict[str, Any],
         *,
         client: httpx.AsyncClient,
@@ -390,10 +390,10 @@ class HTTPCore:
         try:
             request = client.build_request(method, url, **build)
         except UnicodeEncodeError:
-            raise _unsendable(method, shown_url, f"a header or form field {_HEADER_TEXT}") from None
+            raise _unsendable(method, str(shown_url), f"a header or form field {_HEADER_TEXT}") from None
         except httpx.InvalidURL as exc:
             raise NetworkError(
-                f"cannot send the request: the URL cannot be used ({exc})", method=method, url=shown_url
+                f"cannot send the request: the URL cannot be used ({exc})", method=method, url=str(shown_url)
             ) from None
         try:
             response = await client.send(
@@ -402,8 +402,11 @@ class HTTPCore:
         except (httpx.TooManyRedirects, httpx.DecodingError, httpx.InvalidURL) as exc:
             raise _unreadable_reply(exc, method, str(url), client.max_redirects) from None
         except UnicodeEncodeError:
-            raise _unsendable(method, shown_url, f"a credential or header {_HEADER_TEXT}") from None
+            raise _unsendable(method, str(shown_url), f"a credential or header {_HEADER_TEXT}") from None
         return await _read(response)
+
+
+_NOT_ENCODED: Final = frozenset({"", "identity"})
 
 
 async def _read(response: httpx.Response) -> httpx.Response:
@@ -414,6 +417,12 @@ async def _read(response: httpx.Response) -> httpx.Response:
     leave its stream generators unfinished on a decoding error, which trio reports.
     """
     if response.is_stream_consumed:  # read already: by an auth flow, or a mock transport
+        return response
+    if response.headers.get("content-encoding", "identity").strip().lower() in _NOT_ENCODED:
+        try:  # nothing to decode, so nothing to fail half-way: httpx reads it as it is
+            await response.aread()
+        finally:
+            await response.aclose()
         return response
     try:
         # an async generator, typed by httpx as an iterator
@@ -502,7 +511,7 @@ def _unreadable_reply(exc: Exception, method: str, url: str, max_redirects: int)
     return InvalidResponseError(reason, method=method, url=url)
 
 
-def _json_body(value: Any, method: str, shown_url: str) -> bytes:
+def _json_body(value: Any, method: str, url: str) -> bytes:
     """The JSON request body as UTF-8; a string that is not valid Unicode is the caller's error."""
     text = jsonlib.dumps(value, separators=(",", ":"), ensure_ascii=False)
     try:
@@ -510,7 +519,7 @@ def _json_body(value: Any, method: str, shown_url: str) -> bytes:
     except UnicodeEncodeError as exc:
         char = f"U+{ord(exc.object[exc.start]):04X}"
         raise ConfigurationError(
-            f"cannot send {method} {shown_url}: {_unencodable_path(value)} in the JSON body is not "
+            f"cannot send {method} {redact_url(url)}: {_unencodable_path(value)} in the JSON body is not "
             f"valid Unicode text (it holds the lone surrogate {char})"
         ) from None
 
@@ -550,6 +559,22 @@ _HEADER_TEXT: Final = (
 def _unsendable(method: str, shown_url: str, problem: str) -> ConfigurationError:
     # Never the value: a header may hold a token.
     return ConfigurationError(f"cannot send {method} {shown_url}: {problem}")
+
+
+class _ShownURL:
+    """A request's URL as logs and errors show it: redacted, and only once something shows it
+    (redacting parses the URL, which every request would otherwise pay for)."""
+
+    __slots__ = ("_shown", "_url")
+
+    def __init__(self, url: str | httpx.URL) -> None:
+        self._url = url
+        self._shown: str | None = None
+
+    def __str__(self) -> str:
+        if self._shown is None:
+            self._shown = redact_url(str(self._url))
+        return self._shown
 
 
 def _log(level: int, msg: str, *args: object, **extra: object) -> None:

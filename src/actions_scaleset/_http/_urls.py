@@ -9,18 +9,39 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Final
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 import httpx
 
-__all__ = ["combine_url", "path_id", "resolve_url", "url_problem", "with_query"]
+__all__ = ["combine_url", "path_id", "resolve_url", "url_problem", "with_path_segment", "with_query"]
 
 _NOT_A_URL: Final = "it is not a valid URL"
 
 
-def with_query(url: str | httpx.URL, params: Mapping[str, str]) -> httpx.URL:
-    """`url` with `params` added to the query it already has; a key given again is replaced."""
-    return httpx.URL(url).copy_merge_params(dict(params))
+def with_query(url: str | httpx.URL, params: Mapping[str, object]) -> str:
+    """`url` with `params` added to the query it already has; a key given again is replaced.
+
+    The URL's own query is kept as it came, byte for byte. Values are percent-encoded
+    (`True` is `true`, `None` is empty, as httpx writes them). String work only: this runs
+    on every poll, and parsing with `httpx.URL` costs more than the rest of the request.
+    """
+    scheme, netloc, path, query, fragment = urlsplit(str(url))
+    kept = [pair for pair in query.split("&") if pair and unquote_plus(pair.partition("=")[0]) not in params]
+    added = [f"{quote(key, safe='')}={quote(_query_value(value), safe='')}" for key, value in params.items()]
+    return urlunsplit((scheme, netloc, path, "&".join(kept + added), fragment))
+
+
+def with_path_segment(url: str, segment: str) -> str:
+    """`url` with one more path segment (`segment`, percent-encoded), its query kept: the
+    message-queue URL and a message id make the URL that deletes the message."""
+    scheme, netloc, path, query, fragment = urlsplit(url)
+    return urlunsplit((scheme, netloc, f"{path.rstrip('/')}/{quote(segment, safe='')}", query, fragment))
+
+
+def _query_value(value: object) -> str:
+    if value is True or value is False:
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def path_id(value: int, argument: str) -> int:
