@@ -1,0 +1,1 @@
+"""The provisioning API example (examples/provisioner_api)."""
