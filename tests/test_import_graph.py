@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import actions_scaleset
@@ -89,3 +91,10 @@ def test_no_two_modules_import_each_other() -> None:
 
 def test_the_session_layer_does_not_import_the_scale_set_client_at_run_time() -> None:
     assert "actions_scaleset.actions" not in import_graph()["actions_scaleset.session"]
+
+
+def test_importing_the_listener_does_not_load_cattrs() -> None:
+    # Issue 16: the converter is built on first use; the usual job messages never need it.
+    statement = "import sys, actions_scaleset as a; a.Listener; print(sorted({'cattrs'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", statement], check=True, capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,17 +26,21 @@ _SENSITIVE_QUERY_KEYS: Final = frozenset(
 )
 _REDACTED: Final = "REDACTED"
 
-# A JWT (three base64url parts, the first starting with a JSON object), GitHub
-# tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_), and Authorization values.
-_SECRET_PATTERNS: Final = (
-    re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"),
-    re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{20,})"),
-    re.compile(r"(?i)\b(bearer|remoteauth|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
-    # `Authorization: token <value>` (GitHub's older scheme): only a value that looks like one,
-    # so prose such as "an OAuth token response" is left alone
-    re.compile(r"(?i)\b(token)\s+(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{20,}"),
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
-)
+
+@functools.cache
+def _secret_patterns() -> tuple[re.Pattern[str], ...]:
+    """Compiled on first use, not at import (issue 16)."""
+    return (
+        # A JWT (three base64url parts, the first starting with a JSON object), GitHub
+        # tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_), and Authorization values.
+        re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"),
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{20,})"),
+        re.compile(r"(?i)\b(bearer|remoteauth|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+        # `Authorization: token <value>` (GitHub's older scheme): only a value that looks like one,
+        # so prose such as "an OAuth token response" is left alone
+        re.compile(r"(?i)\b(token)\s+(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{20,}"),
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
+    )
 
 
 def redact_url(url: str) -> str:
@@ -59,7 +64,7 @@ def redact_url(url: str) -> str:
 
 def scrub_text(text: str) -> str:
     """Replace anything that looks like a token or a private key with a marker."""
-    for pattern in _SECRET_PATTERNS:
+    for pattern in _secret_patterns():
         text = pattern.sub(_mask_match, text)
     return text
 

@@ -1,11 +1,13 @@
 """Wire types: frozen attrs classes built by one cattrs converter."""
 
+from typing import TYPE_CHECKING, Any
+
 from .._json import MAX_JSON_DEPTH, json_problem, load_json
 from ._converter import (
     NIL_UUID,
     ZERO_TIME,
     camel_wire,
-    converter,
+    cattrs_converter,
     format_job_events,
     format_timestamp,
     jit_config_request_body,
@@ -57,6 +59,17 @@ from ._scaleset import (
     RunnerSetting,
     UnknownJobEvent,
 )
+
+if TYPE_CHECKING:
+    from ._converter import converter
+else:
+
+    def __getattr__(name: str) -> Any:
+        # `converter` is built on first use: importing the models does not load cattrs (issue 16)
+        if name == "converter":
+            return cattrs_converter()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "JOB_MESSAGES_TYPE",

@@ -23,24 +23,28 @@ Actions-service models (`_scaleset`) are read and written as Go's `encoding/json
 
 Request bodies are built by the pure functions at the end (`scale_set_request_body`,
 `session_request_body`, `jit_config_request_body`).
+
+The converter is built on first use (`cattrs_converter`). `structure` and
+`parse_job_events` first try a function generated per class (`_fast`) that reads the
+shapes GitHub sends with these same rules, and leave anything else to the converter,
+which accepts or refuses it as it always did (issue 16).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Final, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Final, TypeVar, get_args, get_origin
 
 import attrs
-import cattrs
-from cattrs.cols import homogenous_tuple_structure_factory
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from .._json import json_problem, load_json
+from .._json import check_json_depth, decode_json, json_problem, load_json
 from .._secret import Secret
 from ..errors import InvalidResponseError
+from ._fast import Structurer, fast_structure_fn
 from ._scaleset import (
     JOB_MESSAGES_TYPE,
     AcquirableJob,
@@ -64,10 +68,17 @@ from ._scaleset import (
     UnknownJobEvent,
 )
 
+if TYPE_CHECKING:
+    import cattrs
+
+    converter: cattrs.Converter
+    """The cattrs converter, built on first use (`cattrs_converter`)."""
+
 __all__ = [
     "NIL_UUID",
     "ZERO_TIME",
     "camel_wire",
+    "cattrs_converter",
     "converter",
     "format_job_events",
     "format_timestamp",
@@ -86,9 +97,14 @@ T = TypeVar("T")
 ZERO_TIME: Final = "0001-01-01T00:00:00Z"
 NIL_UUID: Final = "00000000-0000-0000-0000-000000000000"
 _CAMEL_MARK: Final = "__actions_scaleset_camel_wire__"
-_TIMESTAMP: Final = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?\s*(Z|z|[+-]\d{2}:?\d{2})?$"
-)
+
+
+@functools.cache
+def _timestamp_pattern() -> re.Pattern[str]:
+    """Every time text `parse_timestamp` reads; compiled on first use, most times never need it."""
+    return re.compile(
+        r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?\s*(Z|z|[+-]\d{2}:?\d{2})?$"
+    )
 
 
 def camel_wire(cls: type[T]) -> type[T]:
@@ -108,6 +124,8 @@ def parse_timestamp(value: str) -> datetime | None:
     Accepts 7-digit fractions (truncated to microseconds), `Z`, offsets, and no
     zone at all (read as UTC). Raises ValueError for anything else.
     """
+    if value == ZERO_TIME:  # the usual "not yet" of job events
+        return None
     # The shape the service sends, `YYYY-MM-DDTHH:MM:SS[.fffffff]Z`: C's fromisoformat, 10x the
     # regex. Only the separators (positions 4, 7, 10, 13, 16 and 19) are checked here, and that a
     # fraction has a digit; fromisoformat refuses any other text the regex would not read alike
@@ -122,7 +140,7 @@ def parse_timestamp(value: str) -> datetime | None:
             pass  # let the full parser say what is wrong
         else:
             return None if parsed.year <= 1 else parsed
-    match = _TIMESTAMP.match(value.strip())
+    match = _timestamp_pattern().match(value.strip())
     if match is None:
         raise ValueError(f"not a timestamp: {value[:40]!r}")
     year, month, day, hour, minute, second, fraction, zone = match.groups()
@@ -161,8 +179,6 @@ def _structure_datetime(value: Any, _: type) -> datetime | None:
         return value
     if not isinstance(value, str):
         raise TypeError(f"a timestamp must be a string, not {type(value).__name__}")
-    if value == ZERO_TIME:  # the usual "not yet" of job events, worth a fast path
-        return None
     return parse_timestamp(value)
 
 
@@ -199,7 +215,9 @@ def _is_homogeneous_tuple(cls: Any) -> bool:
     return get_origin(cls) is tuple and len(args) == 2 and args[1] is Ellipsis
 
 
-def _tuple_factory(cls: Any) -> Callable[[Any, Any], Any]:
+def _tuple_factory(cls: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    from cattrs.cols import homogenous_tuple_structure_factory
+
     # cattrs would turn a string into a tuple of characters; a JSON list (or a tuple) is required.
     structure_items = homogenous_tuple_structure_factory(cls, converter)
 
@@ -223,12 +241,16 @@ def _wire_names(cls: type) -> dict[str, str]:
 _KNOWN_EXTRA_KEYS: Final = frozenset({"messageType"})
 
 
+def _exact_keys(names: Mapping[str, str]) -> frozenset[str]:
+    """The keys read as they are: the wire names, and keys known not to be fields (a job event's
+    dispatch key)."""
+    return frozenset(names.values()) | _KNOWN_EXTRA_KEYS
+
+
 def _key_normaliser(names: Mapping[str, str]) -> Callable[[Mapping[Any, Any]], Mapping[Any, Any]]:
     """Rename keys that match a wire name but for case (Go's rule); exact keys cost one set test."""
-    wire = frozenset(names.values())
-    by_lower = {name.lower(): name for name in wire}
-    # Keys that are known but not fields (a job event's dispatch key): no renaming needed.
-    wire = wire | _KNOWN_EXTRA_KEYS
+    by_lower = {name.lower(): name for name in names.values()}
+    wire = _exact_keys(names)
 
     def normalise(value: Mapping[Any, Any]) -> Mapping[Any, Any]:
         if wire.issuperset(value):
@@ -242,95 +264,9 @@ def _key_normaliser(names: Mapping[str, str]) -> Callable[[Mapping[Any, Any]], M
     return normalise
 
 
-class _Slow(Exception):
-    """The fast structure function cannot read this value: the cattrs one decides."""
-
-
-def _all_str(items: list[Any]) -> bool:
-    return all(item.__class__ is str for item in items)
-
-
-def _fast_kind(field_type: Any) -> str | None:
-    if field_type is int or field_type is str or field_type is bool:
-        return field_type.__name__
-    if field_type == _OPTIONAL_DATETIME:
-        return "time"
-    if field_type == tuple[str, ...]:
-        return "strs"
-    return None
-
-
-def _fast_structure_fn(cls: type, names: Mapping[str, str], *, go_nulls: bool) -> Callable[[Any], Any] | None:
-    """A structure function without a Python hook per plain field, for classes whose fields are all
-    `int`, `str`, `bool`, `datetime | None` or `tuple[str, ...]`; None for any other class.
-
-    It reads only exact JSON types (a `str` field takes a `str`, an `int` field an
-    `int` and never a bool, a tuple a list of strings, a time a string) and raises for
-    anything else, a missing required key included: the caller then runs the cattrs
-    function, which accepts or refuses the value, with its error, exactly as before.
-    The mapping's keys are already the wire names (`_key_normaliser`).
-    """
-    if not isinstance(cls, type):
-        return None
-    try:
-        fields = attrs.fields(attrs.resolve_types(cls))
-    except (NameError, TypeError):
-        return None
-    namespace: dict[str, Any] = {
-        "_MISSING": _MISSING,
-        "_Slow": _Slow,
-        "_all_str": _all_str,
-        "_parse_timestamp": parse_timestamp,
-        "_ZERO_TIME": ZERO_TIME,
-        "_cls": cls,
-    }
-    # Absent (and, with Go's rules, null): the field keeps its default.
-    absent = "v is None" if go_nulls else "v is _MISSING"
-    get = "o.get({!r})" if go_nulls else "o.get({!r}, _MISSING)"
-    lines = ["def fast(o):"]
-    arguments = []
-    for index, field in enumerate(fields):
-        kind = _fast_kind(field.type)
-        if kind is None or not field.init:
-            return None
-        name = f"f{index}"
-        arguments.append(f"{field.alias}={name}")
-        lines.append(f"    v = {get.format(names[field.name])}")
-        if field.default is attrs.NOTHING:
-            lines.append(f"    if {absent}:")
-            lines.append("        raise _Slow")
-        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            if field.default.takes_self:
-                return None
-            namespace[f"_default{index}"] = field.default.factory
-            lines.append(f"    if {absent}:")
-            lines.append(f"        {name} = _default{index}()")
-        else:
-            namespace[f"_default{index}"] = field.default
-            lines.append(f"    if {absent}:")
-            lines.append(f"        {name} = _default{index}")
-        branch = "if" if field.default is attrs.NOTHING else "elif"
-        if kind == "strs":
-            lines.append(f"    {branch} v.__class__ is not list or not _all_str(v):")
-            value = "tuple(v)"
-        else:
-            lines.append(f"    {branch} v.__class__ is not {'str' if kind == 'time' else kind}:")
-            value = "None if v == _ZERO_TIME else _parse_timestamp(v)" if kind == "time" else "v"
-        lines.append("        raise _Slow")
-        lines.append("    else:")
-        lines.append(f"        {name} = {value}")
-    lines.append(f"    return _cls({', '.join(arguments)})")
-    code = compile("\n".join(lines), f"<actions_scaleset fast structure {cls.__qualname__}>", "exec")
-    exec(code, namespace)  # noqa: S102 - generated from the class's own fields, as cattrs does
-    fast: Callable[[Any], Any] = namespace["fast"]
-    return fast
-
-
-_MISSING: Final = object()
-
-
 def _structure_fn(
     cls: type,
+    converter: cattrs.Converter,
     *,
     hooks: Mapping[str, Callable[[Any, Any], Any]] | None = None,
     go_nulls: bool = False,
@@ -339,25 +275,27 @@ def _structure_fn(
     """A structure hook for an attrs class: wire names, case-insensitive keys.
 
     `hooks` replace the structure hook of some fields; `go_nulls` reads a JSON null
-    as an absent key; `prepare` rewrites the (renamed) mapping last.
+    as an absent key; `prepare` rewrites the (renamed) mapping last. The generated
+    function (`_fast_structurer`) reads the value first when it can.
     """
+    from cattrs.gen import make_dict_structure_fn, override
+
     names = _wire_names(cls)
     hooks = hooks or {}
     overrides = {name: override(rename=wire, struct_hook=hooks.get(name)) for name, wire in names.items()}
     generated: Callable[[Any, type], Any] = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
     normalise = _key_normaliser(names)
     what = getattr(cls, "__name__", str(cls))
-    fast = _fast_structure_fn(cls, names, go_nulls=go_nulls) if not hooks and prepare is None else None
+    fast = _fast_structurer(cls) if not hooks and prepare is None else None
 
     def structure_hook(value: Any, target: type) -> Any:
         if value.__class__ is not dict and not isinstance(value, Mapping):  # the ABC check is the slow one
             raise TypeError(f"expected a JSON object for {what}, got {_json_kind(value)}")
-        value = normalise(value)
         if fast is not None:
-            try:
-                return fast(value)
-            except Exception:  # noqa: BLE001, S110 - the cattrs function below gives the answer and the error
-                pass
+            structured = fast(value)
+            if structured is not None:
+                return structured
+        value = normalise(value)
         if go_nulls and None in value.values():
             value = {key: item for key, item in value.items() if item is not None}
         if prepare is not None:
@@ -367,30 +305,19 @@ def _structure_fn(
     return structure_hook
 
 
-def _structure_factory(cls: type) -> Callable[[Any, type], Any]:
-    return _structure_fn(cls)
+def _structure_factory(cls: type, converter: cattrs.Converter) -> Callable[[Any, type], Any]:
+    return _structure_fn(cls, converter)
 
 
-def _unstructure_factory(cls: type) -> Callable[[Any], Any]:
+def _unstructure_factory(cls: type, converter: cattrs.Converter) -> Callable[[Any], Any]:
+    from cattrs.gen import make_dict_unstructure_fn, override
+
     names = _wire_names(cls)
     return make_dict_unstructure_fn(
         cls,
         converter,
         **{name: override(rename=wire) for name, wire in names.items()},  # type: ignore[arg-type]
     )
-
-
-converter: Final = cattrs.Converter(forbid_extra_keys=False)
-converter.register_structure_hook(datetime, _structure_datetime)
-converter.register_unstructure_hook(datetime, format_timestamp)
-converter.register_structure_hook(Secret, _structure_secret)
-converter.register_unstructure_hook(Secret, Secret.get_secret_value)
-converter.register_structure_hook(int, _structure_int)
-converter.register_structure_hook(str, _structure_str)
-converter.register_structure_hook(bool, _structure_bool)
-converter.register_structure_hook_factory(attrs.has, _structure_factory)
-converter.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_factory)
-converter.register_unstructure_hook_factory(attrs.has, _unstructure_factory)
 
 
 # --------------------------------------------------------------------------- Actions-service models
@@ -446,20 +373,21 @@ def _is_go_wire(cls: Any) -> bool:
     return cls in _GO_WIRE or get_origin(cls) is ListEnvelope
 
 
-def _go_structure_factory(cls: type) -> Callable[[Any, type], Any]:
+def _go_structure_factory(cls: type, converter: cattrs.Converter) -> Callable[[Any, type], Any]:
     if cls is RunnerScaleSetMessage:
-        return _structure_fn(cls, hooks={"events": _passthrough}, go_nulls=True, prepare=_with_events)
+        hooks = {"events": _passthrough}
+        return _structure_fn(cls, converter, hooks=hooks, go_nulls=True, prepare=_with_events)
     if cls is RunnerScaleSetSession:
-        return _structure_fn(cls, hooks={"session_id": _structure_session_id}, go_nulls=True)
-    return _structure_fn(cls, go_nulls=True)
+        return _structure_fn(cls, converter, hooks={"session_id": _structure_session_id}, go_nulls=True)
+    return _structure_fn(cls, converter, go_nulls=True)
 
 
-def _go_unstructure_factory(cls: type) -> Callable[[Any], Any]:
+def _go_unstructure_factory(cls: type, converter: cattrs.Converter) -> Callable[[Any], Any]:
     if cls is RunnerScaleSetMessage:
-        return _go_unstructure_fn(cls, omit=frozenset({"events"}))
+        return _go_unstructure_fn(cls, converter, omit=frozenset({"events"}))
     if cls is RunnerScaleSetSession:
-        return _go_unstructure_fn(cls, hooks={"session_id": lambda value: value or NIL_UUID})
-    unstructure_fields = _go_unstructure_fn(cls, omit_empty=_OMIT_EMPTY.get(cls, frozenset()))
+        return _go_unstructure_fn(cls, converter, hooks={"session_id": lambda value: value or NIL_UUID})
+    unstructure_fields = _go_unstructure_fn(cls, converter, omit_empty=_OMIT_EMPTY.get(cls, frozenset()))
     if isinstance(cls, type) and issubclass(cls, JobMessageBase):
         message_type = cls.message_type
 
@@ -472,12 +400,15 @@ def _go_unstructure_factory(cls: type) -> Callable[[Any], Any]:
 
 def _go_unstructure_fn(
     cls: type,
+    converter: cattrs.Converter,
     *,
     omit_empty: frozenset[str] = frozenset(),
     omit: frozenset[str] = frozenset(),
     hooks: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> Callable[[Any], dict[str, Any]]:
     """Unstructure as Go's `encoding/json` marshals: None left out, None times as the zero time."""
+    from cattrs.gen import make_dict_unstructure_fn, override
+
     attrs.resolve_types(get_origin(cls) or cls)
     names = _wire_names(cls)
     hooks = hooks or {}
@@ -515,11 +446,17 @@ def _structure_session_id(value: Any, _: Any) -> str | None:
 
 def _with_events(value: Mapping[str, Any]) -> Mapping[str, Any]:
     """Parse a message's `body` once, when the message is decoded (docs/protocol.md, "Wire format")."""
-    body = value.get("body", "")
+    return {**value, "events": _events_in(value)}
+
+
+def _events_in(value: Mapping[str, Any]) -> tuple[JobEvent, ...]:
+    """The job events of a message object (keys renamed); a null body reads as an empty one."""
+    body = value.get("body")
+    if body is None:
+        body = ""
     if not isinstance(body, str):
         raise TypeError(f"the message body must be a JSON string holding a list, not {_json_kind(body)}")
-    events = parse_job_events(body) if value.get("messageType") == JOB_MESSAGES_TYPE else ()
-    return {**value, "events": events}
+    return parse_job_events(body) if value.get("messageType") == JOB_MESSAGES_TYPE else ()
 
 
 def _message_type_of(item: Mapping[str, Any]) -> str:
@@ -554,10 +491,87 @@ def _json_kind(value: Any) -> str:
     return type(value).__name__
 
 
-converter.register_structure_hook_factory(_is_go_wire, _go_structure_factory)
-converter.register_unstructure_hook_factory(_is_go_wire, _go_unstructure_factory)
-converter.register_structure_hook(UnknownJobEvent, _structure_unknown_event)
-converter.register_unstructure_hook(UnknownJobEvent, _unstructure_unknown_event)
+@functools.cache
+def cattrs_converter() -> cattrs.Converter:
+    """The converter, built on first use: `import actions_scaleset` does not load cattrs, and
+    the usual job messages never need it (`_fast_structurer`, issue 16)."""
+    import cattrs
+
+    converter = cattrs.Converter(forbid_extra_keys=False)
+    converter.register_structure_hook(datetime, _structure_datetime)
+    converter.register_unstructure_hook(datetime, format_timestamp)
+    converter.register_structure_hook(Secret, _structure_secret)
+    converter.register_unstructure_hook(Secret, Secret.get_secret_value)
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(bool, _structure_bool)
+    converter.register_structure_hook_factory(attrs.has, _structure_factory)
+    converter.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_factory)
+    converter.register_unstructure_hook_factory(attrs.has, _unstructure_factory)
+    # Actions-service models; UnknownJobEvent keeps its wire object as it is.
+    converter.register_structure_hook_factory(_is_go_wire, _go_structure_factory)
+    converter.register_unstructure_hook_factory(_is_go_wire, _go_unstructure_factory)
+    converter.register_structure_hook(UnknownJobEvent, _structure_unknown_event)
+    converter.register_unstructure_hook(UnknownJobEvent, _unstructure_unknown_event)
+    return converter
+
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name == "converter":
+            return cattrs_converter()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _fast_structurer(cls: Any, *, exact_keys_only: bool = False) -> Structurer | None:
+    """The structure function generated for `cls` (`_fast`), or None when the converter must read it.
+
+    It reads what the converter's hook for `cls` reads, with the same rules: Go's nulls for
+    the Actions-service models, a message's events from its body. With `exact_keys_only`,
+    an object with any key that is not a wire name is not read (None), nor is one holding
+    such an object. Written once per class.
+    """
+    key = (cls, exact_keys_only)
+    try:
+        return _FAST_STRUCTURERS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable type is no model class
+        return None
+    structurer = _FAST_STRUCTURERS[key] = _write_fast_structurer(cls, exact_keys_only=exact_keys_only)
+    return structurer
+
+
+def _write_fast_structurer(cls: Any, *, exact_keys_only: bool) -> Structurer | None:
+    if cls is RunnerScaleSetSession or cls is UnknownJobEvent or not attrs.has(cls):
+        return None
+    names = _wire_names(cls)
+    return fast_structure_fn(
+        cls,
+        names,
+        go_nulls=_is_go_wire(cls),
+        exact_keys=_exact_keys(names),
+        normalise=None if exact_keys_only else _key_normaliser(names),
+        nested=functools.partial(_fast_structurer, exact_keys_only=exact_keys_only),
+        parse_time=parse_timestamp,
+        zero_time=ZERO_TIME,
+        derived={"events": _events_in} if cls is RunnerScaleSetMessage else None,
+    )
+
+
+_FAST_STRUCTURERS: Final[dict[tuple[Any, bool], Structurer | None]] = {}
+
+
+@functools.cache
+def _job_event_structurers() -> Mapping[str, Structurer]:
+    """The generated function of each job-event type, by `messageType`, for events holding wire
+    names only: such an event holds no more than its fields, at most a list of strings."""
+    found = {
+        message_type: _fast_structurer(cls, exact_keys_only=True)
+        for message_type, cls in _JOB_EVENT_TYPES.items()
+    }
+    return {message_type: structurer for message_type, structurer in found.items() if structurer is not None}
 
 
 def parse_job_events(body: str) -> tuple[JobEvent, ...]:
@@ -568,20 +582,52 @@ def parse_job_events(body: str) -> tuple[JobEvent, ...]:
     `messageType`; an unknown type is kept as an `UnknownJobEvent`. Anything that is
     not a JSON list of objects raises `InvalidResponseError` (so does `"null"`).
     """
-    if not body.removeprefix(_BOM).strip():
+    text = body.removeprefix(_BOM)
+    if not text.strip():
         return ()
     try:
-        items = load_json(body)
+        items = decode_json(text)
     except ValueError as exc:
-        raise InvalidResponseError(f"the message body is not JSON ({json_problem(exc)})") from None
+        raise _body_not_json(exc) from None
     if not isinstance(items, list):
+        _check_body_depth(text, items)
         raise InvalidResponseError(
             f"the message body must hold a JSON list of job messages, not {_json_kind(items)}"
         )
-    return tuple(_job_event(index, item) for index, item in enumerate(items))
+    structurers = _job_event_structurers()
+    events: list[Any] = []
+    unusual = []
+    for index, item in enumerate(items):
+        try:  # the usual event: an object of a known `messageType` holding wire names only
+            event = structurers[item["messageType"]](item)
+        except Exception:  # noqa: BLE001 - anything else is read below
+            event = None
+        if event is None:
+            unusual.append(index)
+        events.append(event)
+    if unusual:
+        # The usual events hold no more than a list of strings; the others are checked as `load_json`
+        # checks a document before any is read, then read by the converter, which says what is wrong.
+        _check_body_depth(text, items)
+        for index in unusual:
+            events[index] = _job_event(index, items[index])
+    return tuple(events)
+
+
+def _check_body_depth(text: str, items: Any) -> None:
+    try:
+        check_json_depth(text, items)
+    except ValueError as exc:
+        raise _body_not_json(exc) from None
+
+
+def _body_not_json(exc: ValueError) -> InvalidResponseError:
+    return InvalidResponseError(f"the message body is not JSON ({json_problem(exc)})")
 
 
 def _job_event(index: int, item: Any) -> JobEvent:
+    import cattrs
+
     try:
         return _structure_job_event(item)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
@@ -596,19 +642,13 @@ def _structure_job_event(item: Any) -> JobEvent:
     cls = _JOB_EVENT_TYPES.get(_message_type_of(item))
     if cls is None:
         return _structure_unknown_event(item, UnknownJobEvent)
-    hook = _JOB_EVENT_HOOKS.get(cls)
-    if hook is None:
-        hook = _JOB_EVENT_HOOKS[cls] = converter.get_structure_hook(cls)
-    event: JobEvent = hook(item, cls)
+    event: JobEvent = cattrs_converter().get_structure_hook(cls)(item, cls)
     return event
-
-
-# The converter's hook per job-event class, looked up once rather than dispatched per event.
-_JOB_EVENT_HOOKS: Final[dict[type, Callable[[Any, Any], Any]]] = {}
 
 
 def format_job_events(events: Iterable[JobEvent]) -> str:
     """A message `body` holding `events`: the inverse of `parse_job_events` (for fakes and tests)."""
+    converter = cattrs_converter()
     return json.dumps([converter.unstructure(event) for event in events], separators=(",", ":"))
 
 
@@ -639,7 +679,7 @@ def scale_set_request_body(
         labels=tuple(_label(label) for label in labels or ()),
         runner_setting=RunnerSetting() if runner_setting is None else runner_setting,
     )
-    body: dict[str, Any] = converter.unstructure(scale_set)
+    body: dict[str, Any] = cattrs_converter().unstructure(scale_set)
     return body
 
 
@@ -663,6 +703,14 @@ def jit_config_request_body(*, name: str, work_folder: str = "") -> dict[str, An
 
 def structure(data: Any, cls: type[T], what: str | None = None) -> T:
     """Build `cls` from decoded JSON; a wrong shape raises `InvalidResponseError` saying where."""
+    fast = _fast_structurer(cls)
+    if fast is not None:
+        structured: T | None = fast(data)
+        if structured is not None:
+            return structured
+    converter = cattrs_converter()
+    import cattrs
+
     try:
         return converter.structure(data, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
@@ -677,10 +725,12 @@ def structure(data: Any, cls: type[T], what: str | None = None) -> T:
 
 
 def unstructure(value: Any) -> Any:
-    return converter.unstructure(value)
+    return cattrs_converter().unstructure(value)
 
 
 def _describe(exc: BaseException) -> str:
+    import cattrs
+
     if isinstance(exc, cattrs.BaseValidationError):
         notes = cattrs.transform_error(exc)
         return "; ".join(notes[:5]) if notes else str(exc)
