@@ -5,14 +5,19 @@ in its environment, in a process group of its own (so its children stop with it,
 Ctrl-C in the listener's terminal does not reach a job). Its output goes to
 `<state dir>/logs/<runner name>.log`, not into the listener's log.
 
-Stopping sends SIGTERM to the group, then SIGKILL after `stop_grace` seconds. Processes
-from an earlier run cannot be adopted: their registrations are removed at start, which
-makes a runner that is still alive exit.
+Stopping sends SIGTERM to the group, then SIGKILL after `stop_grace` seconds.
+
+Each process is recorded in `<runner name>.process` beside its log: its pid and its start
+time as Linux counts it (`/proc/<pid>/stat`). A listener started again adopts the
+processes whose record still matches a live process, so a runner busy with a job when the
+listener stopped (or was killed) is tracked, and stopped, as before. Without `/proc`
+nothing is adopted, and the scaler removes those runners' registrations instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -37,10 +42,35 @@ STOP_GRACE: Final = 10.0
 _POSIX: Final = os.name == "posix"
 
 
+@attrs.frozen
+class _Record:
+    """What `<runner>.process` holds: enough to find the process again, and to know it is the same one."""
+
+    runner_name: str
+    runner_id: int
+    pid: int
+    started: int
+    """Clock ticks after boot (`/proc/<pid>/stat`, field 22): a reused pid has another."""
+
+
+class _Adopted:
+    """A runner process started by an earlier listener: not our child, so watched through `/proc`."""
+
+    def __init__(self, record: _Record) -> None:
+        self.pid = record.pid
+        self._started = record.started
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and _start_time(self.pid) != self._started:
+            self.returncode = -1  # gone (its parent, not we, learned the status)
+        return self.returncode
+
+
 @attrs.define
 class _Child:
     handle: RunnerHandle
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | _Adopted
     stopping: bool = False
 
 
@@ -77,7 +107,21 @@ class CommandProvisioner:
                 )
 
     async def adopt(self) -> Sequence[RunnerHandle]:
-        return []
+        """The runner processes an earlier listener started that are still alive."""
+        adopted = []
+        for path in sorted(self.log_dir.glob("*.process")):
+            record = _read_record(path)
+            if record is None or record.runner_name in self._children:
+                continue
+            process = _Adopted(record)
+            if process.poll() is not None:
+                path.unlink(missing_ok=True)
+                continue
+            handle = RunnerHandle(record.runner_name, record.runner_id, str(record.pid))
+            self._children[record.runner_name] = _Child(handle, process)
+            adopted.append(handle)
+            logger.info("runner %s (pid %d) is still running; adopted", record.runner_name, record.pid)
+        return adopted
 
     async def start(self, runner: NewRunner) -> RunnerHandle:
         env = {**os.environ, **runner.environment()}
@@ -88,6 +132,7 @@ class CommandProvisioner:
             raise ProvisionerError(f"cannot run {self.argv[0]!r}: {exc.strerror or exc}") from None
         handle = RunnerHandle(runner.name, runner.id, str(process.pid))
         self._children[runner.name] = _Child(handle, process)
+        self._write_record(runner, process.pid)
         logger.debug("runner %s is pid %d, logging to %s", runner.name, process.pid, log_path)
         return handle
 
@@ -118,7 +163,7 @@ class CommandProvisioner:
                 with anyio.move_on_after(5):
                     while child.process.poll() is None:  # noqa: ASYNC110 - Popen has no async wait
                         await anyio.sleep(0.05)
-        self._children.pop(handle.runner_name, None)
+        self._forget(handle.runner_name)
 
     async def running(self) -> Sequence[RunnerHandle]:
         alive = []
@@ -126,14 +171,71 @@ class CommandProvisioner:
             if child.process.poll() is None:
                 alive.append(child.handle)
             elif not child.stopping:
-                logger.info("runner %s exited with status %d", name, child.process.returncode)
-                del self._children[name]
+                if isinstance(child.process, _Adopted):
+                    logger.info("runner %s exited", name)
+                else:
+                    logger.info("runner %s exited with status %d", name, child.process.returncode)
+                self._forget(name)
         return alive
 
+    def _record_path(self, runner_name: str) -> Path:
+        return self.log_dir / f"{runner_name}.process"
 
-def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    def _write_record(self, runner: NewRunner, pid: int) -> None:
+        started = _start_time(pid)
+        if started is None:  # no /proc (or it exited already): nothing to find it by later
+            return
+        record = _Record(runner.name, runner.id, pid, started)
+        path = self._record_path(runner.name)
+        try:
+            part = path.with_suffix(".part")
+            part.write_text(json.dumps(attrs.asdict(record)))
+            part.replace(path)
+        except OSError as exc:
+            logger.warning(
+                "cannot record runner %s's process (%s); it cannot be adopted later", runner.name, exc
+            )
+
+    def _forget(self, runner_name: str) -> None:
+        self._children.pop(runner_name, None)
+        with contextlib.suppress(OSError):
+            self._record_path(runner_name).unlink(missing_ok=True)
+
+
+_RECORD_TYPES: Final = {"runner_name": str, "runner_id": int, "pid": int, "started": int}
+
+
+def _read_record(path: Path) -> _Record | None:
+    """The record in `path`; None (and the file removed) when it is not one, or not this file's."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        data = exc
+    fits = isinstance(data, dict) and data.keys() == _RECORD_TYPES.keys()
+    if not fits or not all(type(data[key]) is kind for key, kind in _RECORD_TYPES.items()):
+        logger.warning("ignoring %s: not a runner process record", path.name)
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        return None
+    record = _Record(**data)
+    return record if path.name == f"{record.runner_name}.process" else None
+
+
+def _start_time(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks after boot; None when it is gone, a zombie,
+    or there is no `/proc` to ask."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] in ("Z", "X"):  # exited, waiting to be reaped
+        return None
+    return int(fields[19])  # field 22 of the line; fields[0] is field 3
+
+
+def _signal_group(process: subprocess.Popen[bytes] | _Adopted, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if _POSIX:
             os.killpg(process.pid, signum)
-        else:  # pragma: no cover - Windows has no process groups
+        elif isinstance(process, subprocess.Popen):  # pragma: no cover - Windows has no process groups
             process.send_signal(signum)
