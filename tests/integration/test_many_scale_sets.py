@@ -152,9 +152,9 @@ class InFlightPolls:
 
 async def test_two_hundred_sessions_on_a_client_it_owns_all_park_their_long_polls() -> None:
     """httpx's default pool stops at 100 connections: the polls get a pool of their own."""
-    # A hold long enough that a loaded 2-core machine parks all 200 within it (the check
-    # returns as soon as they are): a pool of 100 would park 100, then the rest a hold later.
-    fake = FakeGitHub(poll_hold=10.0, runner_key_size=1024)
+    # A hold far longer than a loaded 2-core machine needs to park all 200 (the check returns
+    # as soon as they are): a pool of 100 would park 100, then the rest only a hold later.
+    fake = FakeGitHub(poll_hold=20.0, runner_key_size=1024)
     polls = InFlightPolls(fake.asgi)
     fake.asgi = polls  # type: ignore[assignment]  # serve() serves whatever app is here
     async with fake.serve(), asc.ScaleSetClient(fake.config_url("acme"), fake.pat()) as client:
@@ -168,7 +168,7 @@ async def test_two_hundred_sessions_on_a_client_it_owns_all_park_their_long_poll
                 for session in sessions:
                     tg.start_soon(partial(session.get_message, max_capacity=1))
                 # all 200 parked at once, within one hold (a pool of 100 would park 100, then 100)
-                with anyio.move_on_after(9.0):
+                with anyio.move_on_after(18.0):
                     await eventually(lambda: polls.peak == 200)
                 tg.cancel_scope.cancel()
         finally:
