@@ -28,9 +28,9 @@ from actions_scaleset.auth import credentials_hint
 from .command import CommandProvisioner
 from .logs import first_line
 from .metrics import Metrics
-from .provisioner import Provisioner
+from .provisioner import Provisioner, ProvisionerError
 from .scaler import Ledger, ProvisioningScaler
-from .settings import EXIT_CREDENTIALS, EXIT_USAGE, ScaleSetSettings, Settings
+from .settings import EXIT_CREDENTIALS, EXIT_USAGE, ScaleSetSettings, Settings, UsageError
 
 __all__ = ["EXIT_FAILED", "Running", "Unit", "run", "serve"]
 
@@ -143,9 +143,12 @@ async def _serve(
         group: asc.ListenerGroup[str] = asc.ListenerGroup(start_jitter=1.0 if len(scale_sets) > 1 else 0.0)
         units = []
         for wanted, scale_set in zip(settings.scale_sets, scale_sets, strict=True):
-            units.append(
-                _unit(client, settings, wanted, scale_set, factory(wanted, settings), metrics, group)
-            )
+            try:
+                provisioner = factory(wanted, settings)
+            except UsageError as exc:
+                say(str(exc))
+                return EXIT_USAGE
+            units.append(_unit(client, settings, wanted, scale_set, provisioner, metrics, group))
         running = Running(client, units, group, port if metrics else None)
         return await _listen(settings, running, stopping, ready)
     finally:
@@ -169,7 +172,21 @@ async def _ensure(client: asc.ScaleSetClient, wanted: ScaleSetSettings) -> asc.R
 
 
 def _provisioner(wanted: ScaleSetSettings, settings: Settings) -> Provisioner:
+    """The scale set's provisioner. A missing extra or a bad setting is a one-line UsageError."""
     chosen = wanted.provisioner
+    if chosen.kind == "kubernetes":
+        try:
+            from .kubernetes import KubernetesProvisioner
+        except ImportError:
+            raise UsageError(
+                '--provisioner kubernetes needs lightkube: pip install "actions-scaleset[kubernetes]"'
+            ) from None
+        try:
+            return KubernetesProvisioner(chosen, wanted.name)
+        except ProvisionerError as exc:
+            raise UsageError(f"scale set {wanted.name!r}: {exc}") from None
+    if chosen.kind == "ec2":
+        return _ec2_provisioner(wanted)
     if chosen.kind == "docker":
         from .docker import DockerProvisioner
 
@@ -180,6 +197,29 @@ def _provisioner(wanted: ScaleSetSettings, settings: Settings) -> Provisioner:
         return SimulatedProvisioner()
     assert chosen.runner_command is not None  # config.py requires it
     return CommandProvisioner(chosen.runner_command, settings.state_dir / "logs")
+
+
+def _ec2_provisioner(wanted: ScaleSetSettings) -> Provisioner:
+    chosen = wanted.provisioner
+    try:
+        from .ec2 import Ec2Options, Ec2Provisioner
+    except ImportError:
+        raise UsageError('--provisioner ec2 needs aioboto3: pip install "actions-scaleset[ec2]"') from None
+    assert chosen.launch_template is not None  # config.py requires it
+    options = Ec2Options(
+        launch_template=chosen.launch_template,
+        subnets=chosen.subnets,
+        spot=chosen.spot,
+        jit_via_ssm=chosen.jit_via_ssm,
+        boot_timeout=chosen.boot_timeout,
+        region=chosen.aws_region,
+        endpoint_url=chosen.aws_endpoint_url,
+    )
+    try:
+        provisioner: Provisioner = Ec2Provisioner(options, wanted.name)
+    except ProvisionerError as exc:  # no AWS region anywhere, say
+        raise UsageError(str(exc)) from None
+    return provisioner
 
 
 def _unit(  # noqa: PLR0917 - one call site, in order

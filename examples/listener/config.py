@@ -14,6 +14,7 @@ import difflib
 import importlib
 import json
 import math
+import os
 import re
 import shlex
 import ssl
@@ -49,7 +50,7 @@ URL_EXAMPLES: Final = (
     "give a URL such as https://github.com/ORG, https://github.com/ORG/REPO "
     "or https://github.com/enterprises/ENT"
 )
-KINDS: Final[tuple[ProvisionerKind, ...]] = ("command", "docker", "simulate")
+KINDS: Final[tuple[ProvisionerKind, ...]] = ("command", "docker", "kubernetes", "ec2", "simulate")
 LEVELS: Final = ("debug", "info", "warning", "error")
 FORMATS: Final[tuple[LogFormat, ...]] = ("text", "json")
 _DEFAULTS: Final = Settings(url=None, credentials=None, scale_sets=())
@@ -71,10 +72,20 @@ runner_group         LISTENER_RUNNER_GROUP       GROUP    the runner group (defa
 labels               LISTENER_LABELS             A,B      comma-separated labels (default: the scale set name)
 min_runners          LISTENER_MIN_RUNNERS        N        runners kept even when idle (default: 0)
 max_runners          LISTENER_MAX_RUNNERS        N        the most runners at once (default: 10)
-provisioner          LISTENER_PROVISIONER        KIND     command, docker or simulate (default: command)
+provisioner          LISTENER_PROVISIONER        KIND     command (default), docker, kubernetes, ec2, simulate
 runner_command       LISTENER_RUNNER_COMMAND     CMD      run once per runner (docker: in the container)
 docker_image         LISTENER_DOCKER_IMAGE       IMAGE    the runner image; Docker is reached at DOCKER_HOST
 work_folder          LISTENER_WORK_FOLDER        DIR      the runner's work folder (default: _work)
+namespace            LISTENER_K8S_NAMESPACE      NS       kubernetes: where runner pods go (default: its own)
+pod_template         LISTENER_K8S_POD_TEMPLATE   FILE     kubernetes: a Pod (YAML) merged into each runner pod
+kubeconfig           KUBECONFIG                  FILE     kubernetes: the kubeconfig (default: in-cluster)
+launch_template      LISTENER_EC2_LAUNCH_TEMPLATE TEMPLATE ec2: the launch template's name or id (required)
+subnets              LISTENER_EC2_SUBNETS        A,B      ec2: subnet ids to use (default: the template's)
+spot                 LISTENER_EC2_SPOT           -        ec2: ask for spot instances
+jit_via_ssm          LISTENER_EC2_JIT_VIA_SSM    -        ec2: pass the JIT config through SSM, not user data
+boot_timeout         LISTENER_EC2_BOOT_TIMEOUT   SECONDS  ec2: time an instance has to boot (default: 300)
+aws_region           AWS_REGION                  REGION   ec2: the AWS region (default: AWS's configuration)
+aws_endpoint_url     AWS_ENDPOINT_URL            URL      ec2: another endpoint for the AWS APIs
 ca_file              LISTENER_CA_FILE            FILE     PEM CA certificates to trust (for GHES)
 metrics_addr         LISTENER_METRICS_ADDR       ADDR     serve Prometheus metrics at HOST:PORT or :PORT
 log_level            LISTENER_LOG_LEVEL          LEVEL    debug, info, warning or error (default: info)
@@ -107,8 +118,11 @@ class _Option:
 
 _OPTIONS: Final = tuple(_Option(*line.split(maxsplit=3)) for line in _TABLE.strip().splitlines())
 _BY_KEY: Final = {option.key: option for option in _OPTIONS}
+_K8S_KEYS: Final = ("namespace", "pod_template", "kubeconfig")
+_EC2_KEYS: Final = ("launch_template", "subnets", "spot", "jit_via_ssm", "boot_timeout", "aws_region",
+                    "aws_endpoint_url")  # fmt: skip
 _SET_KEYS: Final = ("runner_group", "labels", "min_runners", "max_runners", "provisioner",
-                    "runner_command", "docker_image", "work_folder")  # fmt: skip
+                    "runner_command", "docker_image", "work_folder", *_K8S_KEYS, *_EC2_KEYS)  # fmt: skip
 _TABLE_KEYS: Final = ("name", *_SET_KEYS)
 _TOP_KEYS: Final = tuple(option.key for option in _OPTIONS if option.key != "config")
 """`scale_set` at the top level of a file is the `[[scale_set]]` tables, never a name."""
@@ -410,6 +424,10 @@ def _scale_set(
         docker_host=_docker_host(docker_host) if kind == "docker" else default.provisioner.docker_host,
         work_folder=_get(values, "work_folder", _text, default.provisioner.work_folder),
     )
+    if kind == "kubernetes":
+        provisioner = _kubernetes(provisioner, values)
+    elif kind == "ec2":
+        provisioner = _ec2(name, provisioner, values)
     return ScaleSetSettings(
         name=name,
         runner_group=_get(values, "runner_group", _text, default.runner_group),
@@ -417,6 +435,47 @@ def _scale_set(
         min_runners=minimum,
         max_runners=maximum,
         provisioner=provisioner,
+    )
+
+
+def _kubernetes(provisioner: ProvisionerSettings, values: Mapping[str, _Value]) -> ProvisionerSettings:
+    """The `kubernetes` settings, checked: the namespace's form, the kubeconfig and the pod template read."""
+    _require("lightkube", "--provisioner kubernetes needs lightkube", "kubernetes")
+    template = _get(values, "pod_template", _path, None)
+    if template is not None:
+        from .kubernetes import load_pod_template  # lightkube is there: checked above
+        from .provisioner import ProvisionerError
+
+        try:
+            load_pod_template(template)
+        except ProvisionerError as exc:
+            raise values["pod_template"].fail(str(exc).split(": ", 1)[-1]) from None
+    return attrs.evolve(
+        provisioner,
+        namespace=_get(values, "namespace", _namespace, None),
+        pod_template=template,
+        kubeconfig=_get(values, "kubeconfig", _kubeconfig, None),
+    )
+
+
+def _ec2(name: str, provisioner: ProvisionerSettings, values: Mapping[str, _Value]) -> ProvisionerSettings:
+    """The `ec2` settings, checked; a launch template is required."""
+    _require("aioboto3", "--provisioner ec2 needs aioboto3", "ec2")
+    if "launch_template" not in values:
+        raise UsageError(
+            f"scale set {name!r} starts EC2 instances from a launch template: give --launch-template "
+            "NAME (LISTENER_EC2_LAUNCH_TEMPLATE, launch_template in --config)"
+        )
+    default = _SET_DEFAULTS.provisioner
+    return attrs.evolve(
+        provisioner,
+        launch_template=_text(values["launch_template"]),
+        subnets=_get(values, "subnets", _subnets, default.subnets),
+        spot=_get(values, "spot", _switch, default.spot),
+        jit_via_ssm=_get(values, "jit_via_ssm", _switch, default.jit_via_ssm),
+        boot_timeout=_get(values, "boot_timeout", _seconds, default.boot_timeout),
+        aws_region=_get(values, "aws_region", _text, None),
+        aws_endpoint_url=_get(values, "aws_endpoint_url", _endpoint_url, None),
     )
 
 
@@ -523,6 +582,35 @@ def _metrics_addr(value: _Value) -> tuple[str, int]:
             "give HOST:PORT with a port up to 65535, such as 127.0.0.1:9100, :9100 or [::1]:9100"
         )
     return host or "0.0.0.0", int(port)
+
+
+def _namespace(value: _Value) -> str:
+    text = _text(value)
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", text):
+        raise value.fail("not a Kubernetes namespace: lowercase letters, digits and '-', up to 63")
+    return text
+
+
+def _kubeconfig(value: _Value) -> Path:
+    path = _path(value)
+    if not path.is_file():
+        several = " (one file, not a list)" if os.pathsep in str(value.raw) else ""
+        raise value.fail(f"no such file{several}; give the kubeconfig, or leave it unset inside a cluster")
+    return path
+
+
+def _subnets(value: _Value) -> tuple[str, ...]:
+    items = value.raw.split(",") if isinstance(value.raw, str) else value.raw
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise value.fail('must be a list of subnet ids such as ["subnet-0a1b"], or "subnet-0a1b,subnet-2c3d"')
+    return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+
+def _endpoint_url(value: _Value) -> str:
+    text = _text(value)
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise value.fail("give an http:// or https:// URL, such as http://localhost:4566")
+    return text
 
 
 def _docker_host(host: str | None) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import actions_scaleset as asc
 
+from .scaler import StopReason
 from .settings import ScaleSetSettings
 
 if TYPE_CHECKING:
@@ -24,15 +25,20 @@ START_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 class ProvisionerMetrics:
     """One scale set's provisioner starts (a `scaler.StartRecorder`)."""
 
-    def __init__(self, starts: Any, seconds: Any, labels: tuple[str, ...]) -> None:
+    def __init__(self, starts: Any, seconds: Any, stops: Any, labels: tuple[str, ...]) -> None:
         self._success = starts.labels("success", *labels)
         self._failure = starts.labels("failure", *labels)
         self._seconds = seconds.labels(*labels) if labels else seconds
+        self._stops = stops
+        self._labels = labels
 
     def record_start(self, ok: bool, seconds: float) -> None:
         (self._success if ok else self._failure).inc()
         if ok:
             self._seconds.observe(seconds)
+
+    def record_stop(self, reason: StopReason) -> None:
+        self._stops.labels(reason, *self._labels).inc()
 
 
 class Metrics:
@@ -59,6 +65,12 @@ class Metrics:
             buckets=START_BUCKETS,
             registry=self.registry,
         )
+        self._stops = Counter(
+            "gha_provisioner_stops",
+            "Runner compute stopped, or gone on its own, by reason",
+            ("reason", *extra),
+            registry=self.registry,
+        )
         self._server: Any = None
 
     def for_scale_set(self, settings: ScaleSetSettings) -> tuple[asc.PrometheusMetrics, ProvisionerMetrics]:
@@ -71,7 +83,7 @@ class Metrics:
             registry=self.registry,
             extra_labels=labels,
         )
-        return listener, ProvisionerMetrics(self._starts, self._seconds, tuple(labels.values()))
+        return listener, ProvisionerMetrics(self._starts, self._seconds, self._stops, tuple(labels.values()))
 
     def serve(self, host: str, port: int) -> int:
         """Serve `/metrics` on a thread; return the port (useful with port 0). OSError if it is taken."""

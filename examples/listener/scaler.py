@@ -34,7 +34,7 @@ from .logs import first_line
 from .provisioner import NewRunner, Provisioner, RunnerHandle
 from .settings import ScaleSetSettings
 
-__all__ = ["START_BACKOFF", "Ledger", "ProvisioningScaler", "StartRecorder"]
+__all__ = ["START_BACKOFF", "Ledger", "ProvisioningScaler", "StartRecorder", "StopReason"]
 
 logger = logging.getLogger("listener.scaler")
 
@@ -52,14 +52,24 @@ ABORT_STOP_WAIT: Final = 1.0
 State = Literal["starting", "idle", "busy", "finished", "stopping"]
 
 
+StopReason = Literal["scaled_down", "job_done", "exited", "failed_start", "shutdown"]
+"""Why a runner's compute stopped: fewer runners wanted, its job done, it exited on its own,
+its start was taken back, or the listener stopped."""
+
+
 class StartRecorder(Protocol):
-    """Where starts are counted (`metrics.ProvisionerMetrics`)."""
+    """Where starts and stops are counted (`metrics.ProvisionerMetrics`)."""
 
     def record_start(self, ok: bool, seconds: float) -> None: ...
+
+    def record_stop(self, reason: StopReason) -> None: ...
 
 
 class _NoRecorder:
     def record_start(self, ok: bool, seconds: float) -> None:
+        pass
+
+    def record_stop(self, reason: StopReason) -> None:
         pass
 
 
@@ -239,7 +249,7 @@ class ProvisioningScaler:
         excess = places - self.target
         idle = [runner for runner in self.runners.values() if runner.state == "idle"]
         for runner in idle[:excess] if excess > 0 else []:
-            await self._retire(runner, why="fewer runners wanted")
+            await self._retire(runner, "fewer runners wanted", "scaled_down")
 
     async def shutdown(self) -> None:
         """Stop and deregister every runner that is not running a job; leave busy ones, and say so."""
@@ -256,7 +266,7 @@ class ProvisioningScaler:
                         where,
                     )
                 else:
-                    tg.start_soon(self._retire, runner, "the listener is stopping")
+                    tg.start_soon(self._retire, runner, "the listener is stopping", "shutdown")
 
     async def abort(self) -> None:
         """A shutdown cut short: every idle runner's registration removed and its compute stopped, at once."""
@@ -267,7 +277,7 @@ class ProvisioningScaler:
                 await self.ledger.discard(runner.name)
             if runner.handle is not None:
                 with anyio.move_on_after(ABORT_STOP_WAIT):  # the provisioner's exit kills what is left
-                    await self._stop_compute(runner.handle)
+                    await self._stop_compute(runner.handle, "shutdown")
 
         async with anyio.create_task_group() as tg:
             for runner in list(self.runners.values()):
@@ -335,7 +345,7 @@ class ProvisioningScaler:
         """Take back a start that failed half way: the compute, then the registration."""
         self.runners.pop(runner.name, None)
         if runner.handle is not None:
-            await self._stop_compute(runner.handle)
+            await self._stop_compute(runner.handle, "failed_start")
         runner_id = runner.id
         if runner_id is None:  # the registration's answer may have been lost: look it up
             try:
@@ -360,12 +370,13 @@ class ProvisioningScaler:
                 await self._gone(runner)
             elif runner.state == "finished" and now - (runner.finished_at or now) > FINISHED_GRACE:
                 self._log(logging.WARNING, "runner %s outlived its job; stopping it", runner.name)
-                await self._retire(runner, why="its job is done")
+                await self._retire(runner, "its job is done", "job_done")
 
     async def _gone(self, runner: _Runner) -> None:
         """Its compute exited. After a job an ephemeral runner deregisters itself; if it is still
         registered, it never ran one (its machine failed), so the registration is removed."""
         self.runners.pop(runner.name, None)
+        self.recorder.record_stop("exited")
         assert runner.id is not None
         try:
             await self.client.remove_runner(runner.id)
@@ -387,7 +398,7 @@ class ProvisioningScaler:
             )
         await self.ledger.discard(runner.name)
 
-    async def _retire(self, runner: _Runner, why: str) -> None:
+    async def _retire(self, runner: _Runner, why: str, reason: StopReason) -> None:
         """Deregister an idle runner, then stop its compute. A runner that took a job is spared."""
         previous = runner.state
         runner.state = "stopping"
@@ -404,16 +415,18 @@ class ProvisioningScaler:
             self._log(logging.WARNING, "could not remove runner %s: %s", runner.name, first_line(exc))
             return
         if runner.handle is not None:
-            await self._stop_compute(runner.handle)
+            await self._stop_compute(runner.handle, reason)
         self.runners.pop(runner.name, None)
         await self.ledger.discard(runner.name)
         self._log(logging.INFO, "removed runner %s (%s)", runner.name, why)
 
-    async def _stop_compute(self, handle: RunnerHandle) -> None:
+    async def _stop_compute(self, handle: RunnerHandle, reason: StopReason) -> None:
         try:
             await self.provisioner.stop(handle)
         except Exception as exc:  # noqa: BLE001 - a provisioner's failure never stops the listener
             self._log(logging.WARNING, "could not stop %s: %s", handle.runner_name, first_line(exc))
+        else:
+            self.recorder.record_stop(reason)
 
     async def _deregister(self, name: str, runner_id: int, *, why: str) -> bool:
         """Remove a registration; True when it is gone (or never was)."""

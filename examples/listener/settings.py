@@ -31,7 +31,7 @@ DEFAULT_DOCKER_IMAGE: Final = "ghcr.io/actions/actions-runner:latest"
 DEFAULT_DOCKER_COMMAND: Final = "/home/runner/run.sh"
 """What ARC runs in GitHub's runner image; `run.sh` reads ACTIONS_RUNNER_INPUT_JITCONFIG."""
 
-ProvisionerKind = Literal["command", "docker", "simulate"]
+ProvisionerKind = Literal["command", "docker", "kubernetes", "ec2", "simulate"]
 LogFormat = Literal["text", "json"]
 
 
@@ -51,6 +51,25 @@ class ProvisionerSettings:
     """Where the Docker Engine API listens (`DOCKER_HOST`); only `unix://` sockets."""
     work_folder: str = "_work"
     """The runner's work folder, sent with each JIT config request (`workFolder`)."""
+    namespace: str | None = None
+    """`kubernetes`: where runner pods go; None: the in-cluster namespace, else the kubeconfig's."""
+    pod_template: Path | None = None
+    """`kubernetes`: a Pod manifest (YAML) merged with each runner's pod."""
+    kubeconfig: Path | None = None
+    """`kubernetes`: the kubeconfig file (`KUBECONFIG`); None inside a cluster: its service account."""
+    launch_template: str | None = None
+    """`ec2`: the launch template (name or `lt-...` id) each instance starts from (required)."""
+    subnets: tuple[str, ...] = ()
+    """`ec2`: subnets to spread instances over; empty: the launch template's."""
+    spot: bool = False
+    """`ec2`: ask for spot instances."""
+    jit_via_ssm: bool = False
+    """`ec2`: hand the JIT config over through SSM, not in the user data."""
+    boot_timeout: float = 300.0
+    """`ec2`: how long an instance may take to come up."""
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None
+    """`ec2`: another endpoint for the AWS APIs (a local stack, for tests)."""
 
 
 @attrs.frozen

@@ -297,6 +297,83 @@ def test_docker_host_is_checked_only_for_the_docker_provisioner() -> None:
     )
 
 
+def test_the_kubernetes_settings_from_flags_variables_and_a_file(tmp_path: Path) -> None:
+    kubeconfig = write(tmp_path / "kube" / "config", "apiVersion: v1\n")
+    template = write(tmp_path / "pod.yaml", "spec:\n  nodeSelector: {pool: runners}\n")
+    flags = ("--provisioner", "kubernetes", "--namespace", "ci", "--pod-template", str(template))
+    settings = parse(*BASE[:6], *flags, env={"KUBECONFIG": str(kubeconfig)})
+    assert settings.scale_sets[0].provisioner == ProvisionerSettings(
+        kind="kubernetes", namespace="ci", pod_template=template, kubeconfig=kubeconfig
+    )
+    env = {"LISTENER_PROVISIONER": "kubernetes", "LISTENER_K8S_NAMESPACE": "runners",
+           "LISTENER_K8S_POD_TEMPLATE": str(template)}  # fmt: skip
+    chosen = parse(*BASE[:6], env=env).scale_sets[0].provisioner
+    assert (chosen.namespace, chosen.pod_template, chosen.kubeconfig) == ("runners", template, None)
+    file = write(
+        tmp_path / "listener.toml",
+        'provisioner = "kubernetes"\npod_template = "pod.yaml"\n[[scale_set]]\nname = "a"\n'
+        '[[scale_set]]\nname = "b"\nnamespace = "b-runners"\n',
+    )
+    a, b = parse(*BASE[:4], "--config", str(file)).scale_sets
+    assert (a.provisioner.namespace, b.provisioner.namespace) == (None, "b-runners")
+    assert a.provisioner.pod_template == b.provisioner.pod_template == template  # from the file's directory
+
+
+def test_the_ec2_settings_from_flags_variables_and_a_file(tmp_path: Path) -> None:
+    flags = parse(*BASE[:6], "--provisioner", "ec2", "--launch-template", "runners",
+                  "--subnets", "subnet-a, subnet-b", "--spot", "--jit-via-ssm", "--boot-timeout", "120",
+                  "--aws-region", "eu-west-1", "--aws-endpoint-url", "http://127.0.0.1:5000")  # fmt: skip
+    assert flags.scale_sets[0].provisioner == ProvisionerSettings(
+        kind="ec2",
+        launch_template="runners",
+        subnets=("subnet-a", "subnet-b"),
+        spot=True,
+        jit_via_ssm=True,
+        boot_timeout=120.0,
+        aws_region="eu-west-1",
+        aws_endpoint_url="http://127.0.0.1:5000",
+    )
+    env = {"LISTENER_PROVISIONER": "ec2", "LISTENER_EC2_LAUNCH_TEMPLATE": "lt-0abc",
+           "LISTENER_EC2_SUBNETS": "s-1", "LISTENER_EC2_SPOT": "true", "LISTENER_EC2_JIT_VIA_SSM": "no",
+           "LISTENER_EC2_BOOT_TIMEOUT": "90.5", "AWS_REGION": "us-east-2",
+           "AWS_ENDPOINT_URL": "https://localhost:4566"}  # fmt: skip
+    chosen = parse(*BASE[:6], env=env).scale_sets[0].provisioner
+    assert (chosen.launch_template, chosen.subnets, chosen.spot, chosen.jit_via_ssm) == (
+        "lt-0abc",
+        ("s-1",),
+        True,
+        False,
+    )
+    assert (chosen.boot_timeout, chosen.aws_region, chosen.aws_endpoint_url) == (
+        90.5,
+        "us-east-2",
+        "https://localhost:4566",
+    )
+    file = write(
+        tmp_path / "listener.toml",
+        'provisioner = "ec2"\nlaunch_template = "lt-1"\n[[scale_set]]\nname = "a"\n'
+        '[[scale_set]]\nname = "b"\nspot = true\nsubnets = ["s-2", "s-3"]\nboot_timeout = 60\n',
+    )
+    a, b = parse(*BASE[:4], "--config", str(file)).scale_sets
+    assert (a.provisioner.launch_template, a.provisioner.spot, a.provisioner.subnets) == ("lt-1", False, ())
+    assert (b.provisioner.spot, b.provisioner.subnets, b.provisioner.boot_timeout) == (
+        True,
+        ("s-2", "s-3"),
+        60.0,
+    )
+
+
+def test_kubernetes_and_ec2_settings_are_read_only_for_their_provisioner() -> None:
+    env = {"KUBECONFIG": "/nonexistent/config", "AWS_ENDPOINT_URL": "not a url", "LISTENER_EC2_SPOT": "maybe"}
+    assert parse(*BASE, env=env).scale_sets[0].provisioner == ProvisionerSettings(runner_command="./run.sh")
+
+
+def test_a_pod_template_is_checked_when_the_listener_starts(tmp_path: Path) -> None:
+    template = write(tmp_path / "pod.yaml", "kind: Deployment\n")
+    message = usage_error(*BASE[:6], "--provisioner", "kubernetes", "--pod-template", str(template))
+    assert message.startswith(f"--pod-template {template}: its kind is 'Deployment'; give a Pod")
+
+
 def test_help_names_each_variable_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         parse("--help")
@@ -362,7 +439,50 @@ NO_SCALE_SET = ("--url", URL, "--token", "t", "--runner-command", "r")
         ([*BASE, "--log-format", "xml"], {}, None, "text, json"),
         ([*BASE, "--shutdown-timeout", "0"], {}, None, "above 0"),
         ([*BASE, "--shutdown-timeout", "nan"], {}, None, "above 0"),
-        ([*BASE, "--provisioner", "k8s"], {}, None, "command, docker, simulate"),
+        ([*BASE, "--provisioner", "k8s"], {}, None, "command, docker, kubernetes, ec2, simulate"),
+        ([*BASE[:6], "--provisioner", "ec2"], {}, None, "give --launch-template NAME (LISTENER_EC2_LAUNCH"),
+        (
+            [*BASE[:6], "--provisioner", "ec2", "--launch-template", "lt-1", "--boot-timeout", "soon"],
+            {},
+            None,
+            "--boot-timeout soon: must be a number of seconds",
+        ),
+        (
+            [*BASE[:6], "--provisioner", "ec2", "--launch-template", "lt-1"],
+            {"AWS_ENDPOINT_URL": "localhost:4566"},
+            None,
+            "AWS_ENDPOINT_URL=localhost:4566: give an http:// or https:// URL",
+        ),
+        (
+            [*BASE[:6], "--provisioner", "ec2", "--launch-template", "lt-1"],
+            {"LISTENER_EC2_SPOT": "perhaps"},
+            None,
+            "LISTENER_EC2_SPOT=perhaps: must be true or false",
+        ),
+        (
+            [*BASE[:6], "--provisioner", "ec2"],
+            {},
+            "launch_template = 'lt-1'\nsubnets = 3",
+            "list of subnet ids",
+        ),
+        (
+            [*BASE[:6], "--provisioner", "kubernetes", "--namespace", "CI_Runners"],
+            {},
+            None,
+            "--namespace CI_Runners: not a Kubernetes namespace",
+        ),
+        (
+            [*BASE[:6], "--provisioner", "kubernetes"],
+            {"KUBECONFIG": "/nonexistent/a:/nonexistent/b"},
+            None,
+            "KUBECONFIG=/nonexistent/a:/nonexistent/b: no such file (one file, not a list)",
+        ),
+        (
+            [*BASE[:6], "--provisioner", "kubernetes", "--pod-template", "/nonexistent/pod.yaml"],
+            {},
+            None,
+            "--pod-template /nonexistent/pod.yaml: cannot read it",
+        ),
         ([*BASE[:6]], {}, None, "runs runners with a command: give --runner-command CMD"),
         ([*BASE[:6], "--runner-command", "run 'unclosed"], {}, None, "as a shell would"),
         ([*BASE, "--metrics-addr", "9100"], {}, None, "such as 127.0.0.1:9100"),

@@ -12,7 +12,7 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference-listener.md"
 
 def test_the_settings_table_documents_every_flag_with_its_variable() -> None:
     text = PAGE.read_text(encoding="utf-8")
-    rows = dict(re.findall(r"^\| `(--[a-z-]+)[^`]*` \| `([A-Z_]+)` \|", text, re.M))
+    rows = dict(re.findall(r"^\| `(--[a-z-]+)[^`]*` \| `([A-Z0-9_]+)` \|", text, re.M))
     options = {option.flag: option.env for option in config._OPTIONS}
     assert rows == options
 

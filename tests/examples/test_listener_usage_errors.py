@@ -35,6 +35,7 @@ class Case:
 
 
 NO_PROMETHEUS = 'raise ImportError("No module named prometheus_client (simulated)")\n'
+NO_MODULE = 'raise ImportError("No module named {} (simulated)")\n'
 
 CASES = [
     Case("bad-flag", ("--max", "3"), "unrecognized arguments: --max"),
@@ -82,6 +83,34 @@ CASES = [
         {"fake/prometheus_client/__init__.py": NO_PROMETHEUS},
     ),
     Case("command-without-runner-command", RUNNABLE[:4], "--runner-command", TOKEN),
+    Case(
+        "kubernetes-without-lightkube",
+        (*RUNNABLE[:4], "--provisioner", "kubernetes"),
+        'pip install "actions-scaleset[kubernetes]"',
+        {**TOKEN, "PYTHONPATH": "{tmp}/fake"},
+        {"fake/lightkube/__init__.py": NO_MODULE.format("lightkube")},
+    ),
+    Case(
+        "ec2-without-aioboto3",
+        (*RUNNABLE[:4], "--provisioner", "ec2", "--launch-template", "lt-1"),
+        'pip install "actions-scaleset[ec2]"',
+        {**TOKEN, "PYTHONPATH": "{tmp}/fake"},
+        {"fake/aioboto3/__init__.py": NO_MODULE.format("aioboto3")},
+    ),
+    Case("ec2-without-launch-template", (*RUNNABLE[:4], "--provisioner", "ec2"), "--launch-template", TOKEN),
+    Case(
+        "kubernetes-bad-pod-template",
+        (*RUNNABLE[:4], "--provisioner", "kubernetes", "--pod-template", "{tmp}/pod.yaml"),
+        "--pod-template {tmp}/pod.yaml: not valid YAML at line",
+        TOKEN,
+        {"pod.yaml": "spec: {containers: [\n"},
+    ),
+    Case(
+        "kubernetes-missing-kubeconfig",
+        (*RUNNABLE[:4], "--provisioner", "kubernetes"),
+        "KUBECONFIG={tmp}/nope: no such file",
+        {**TOKEN, "KUBECONFIG": "{tmp}/nope"},
+    ),
 ]
 
 

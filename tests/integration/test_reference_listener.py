@@ -175,7 +175,12 @@ async def test_it_runs_every_job_in_a_runner_process_never_above_max_and_stops_c
 
         await run.until(done, timeout=120)
         await run.until(lambda: not run.fake.snapshot().runners)
-        metrics = await scrape_until(port, lambda m: sample(m, "gha_completed_jobs_total") == 5)
+        metrics = await scrape_until(
+            port,
+            lambda m: (
+                sample(m, "gha_completed_jobs_total") == 5 and sample(m, "gha_provisioner_stops_total") >= 5
+            ),
+        )
         code, _ = await run.terminate(timeout=15)
         assert code == 0, run.text()
         log = run.text()
@@ -183,6 +188,9 @@ async def test_it_runs_every_job_in_a_runner_process_never_above_max_and_stops_c
         assert sample(metrics, "gha_provisioner_starts_total", result="success") >= 5
         assert sample(metrics, "gha_provisioner_starts_total", result="failure") == 0
         assert sample(metrics, "gha_provisioner_start_seconds_count") >= 5
+        assert (
+            sample(metrics, "gha_provisioner_stops_total", reason="failed_start") == 0
+        )  # each exited after its job
         assert sample(metrics, "gha_completed_jobs_total", job_result="succeeded") == 5
         assert sample(metrics, "gha_max_runners", name="it-linux") == 2
         assert "scale_set=" not in metrics  # one scale set: ARC's labels only
