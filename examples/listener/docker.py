@@ -134,10 +134,7 @@ class DockerProvisioner:
         try:
             return await self._start(runner)
         except ProvisionerError as exc:  # the Engine may echo what it was sent: never the JIT config
-            secret = runner.jit_config.get_secret_value()
-            if secret and secret in str(exc):
-                raise ProvisionerError(str(exc).replace(secret, "<jit config>")) from None
-            raise
+            raise exc.without(runner.jit_config) from None
 
     async def _start(self, runner: NewRunner) -> RunnerHandle:
         image, command = self._settings.docker_image, self._settings.runner_command

@@ -277,10 +277,7 @@ class Ec2Provisioner:
         try:
             return await self._start(runner)
         except ProvisionerError as exc:  # AWS may echo what it was sent: never the JIT config
-            secret = runner.jit_config.get_secret_value()
-            if secret and secret in str(exc):
-                raise ProvisionerError(str(exc).replace(secret, "<jit config>")) from None
-            raise
+            raise exc.without(runner.jit_config) from None
 
     async def stop(self, handle: RunnerHandle) -> None:
         known = self._instances.pop(handle.ref, None)

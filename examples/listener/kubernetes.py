@@ -327,10 +327,7 @@ class KubernetesProvisioner:
         try:
             return await self._start(runner)
         except ProvisionerError as exc:  # the API may echo what it was sent: never the JIT config
-            secret = runner.jit_config.get_secret_value()
-            if secret and secret in str(exc):
-                raise ProvisionerError(str(exc).replace(secret, "<jit config>")) from None
-            raise
+            raise exc.without(runner.jit_config) from None
 
     async def _start(self, runner: NewRunner) -> RunnerHandle:
         client, name = self._http(), resource_name(runner.name)

@@ -27,6 +27,14 @@ RUNNER_NAME_ENV: Final = "RUNNER_NAME"
 class ProvisionerError(Exception):
     """Compute could not be started or stopped. Its message is one line; the scaler retries with backoff."""
 
+    def without(self, secret: asc.Secret) -> ProvisionerError:
+        """This error, or a copy whose message no longer holds `secret` (an API may echo the JIT
+        config it was sent back in its error)."""
+        value = secret.get_secret_value()
+        if value and value in str(self):
+            return ProvisionerError(str(self).replace(value, "<jit config>"))
+        return self
+
 
 @attrs.frozen
 class NewRunner:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,13 @@ from actions_scaleset.testing import FakeGitHub
 TOKEN = "ci-token-0123456789abcdef"
 OTHER_TOKEN = "ops-token-fedcba9876543210"
 LABELS = ["self-hosted", "linux", "x64"]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server started in another process)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def make_settings(fake: FakeGitHub, tmp_path: Path, **changes: Any) -> Settings:

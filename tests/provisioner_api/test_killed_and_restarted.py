@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +19,8 @@ import httpx
 import pytest
 
 from actions_scaleset.testing import FakeGitHub
+
+from .support import free_port
 
 pytestmark = [
     pytest.mark.anyio,
@@ -34,12 +35,6 @@ NAMES = ("keep-1", "keep-2", "keep-3")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # the server is a subprocess; one backend is enough for it
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def runner_processes(marker: str) -> dict[int, str]:
@@ -102,7 +97,7 @@ async def test_a_killed_api_adopts_its_runners_when_started_again(tmp_path: Path
     fake = FakeGitHub()
     marker = uuid.uuid4().hex
     state = tmp_path / "state.sqlite3"
-    port = _free_port()
+    port = free_port()
     headers = {"Authorization": f"Bearer {API_TOKEN}"}
     base = f"http://127.0.0.1:{port}"
     try:

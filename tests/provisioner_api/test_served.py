@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,8 @@ import pytest
 
 from actions_scaleset.testing import FakeGitHub
 
+from .support import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 API_TOKEN = "runnerctl-token-0123456789abcdef"
 
@@ -22,12 +23,6 @@ API_TOKEN = "runnerctl-token-0123456789abcdef"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # the server is a subprocess; one backend is enough for it
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _environment(**extra: str) -> dict[str, str]:
@@ -50,7 +45,7 @@ async def _curl(script: str, env: dict[str, str]) -> str:
 )
 async def test_runnerctls_documented_curl_calls_work_unchanged(tmp_path: Path) -> None:
     fake = FakeGitHub()
-    port = _free_port()
+    port = free_port()
     async with fake.serve():
         env = _environment(
             GITHUB_TOKEN=fake.pat().token.get_secret_value(),
