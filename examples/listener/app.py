@@ -115,6 +115,14 @@ async def _serve(
     ready: Callable[[Running], None] | None,
     provisioner_factory: Callable[[ScaleSetSettings, Settings], Provisioner] | None,
 ) -> int:
+    # Provisioners first: a mistake in their settings (no kubeconfig, no AWS region) is said
+    # before anything is created on GitHub. They open nothing until they are entered.
+    factory = provisioner_factory or _provisioner
+    try:
+        provisioners = [factory(wanted, settings) for wanted in settings.scale_sets]
+    except UsageError as exc:
+        say(str(exc))
+        return EXIT_USAGE
     try:
         scale_sets = [await _ensure(client, wanted) for wanted in settings.scale_sets]
     except (asc.AuthenticationError, asc.PermissionDeniedError) as exc:
@@ -139,16 +147,9 @@ async def _serve(
             return EXIT_USAGE
         logger.info("metrics on http://%s:%d/metrics", host, port)
     try:
-        factory = provisioner_factory or _provisioner
         group: asc.ListenerGroup[str] = asc.ListenerGroup(start_jitter=1.0 if len(scale_sets) > 1 else 0.0)
-        units = []
-        for wanted, scale_set in zip(settings.scale_sets, scale_sets, strict=True):
-            try:
-                provisioner = factory(wanted, settings)
-            except UsageError as exc:
-                say(str(exc))
-                return EXIT_USAGE
-            units.append(_unit(client, settings, wanted, scale_set, provisioner, metrics, group))
+        chosen = zip(settings.scale_sets, scale_sets, provisioners, strict=True)
+        units = [_unit(client, settings, *unit, metrics, group) for unit in chosen]
         running = Running(client, units, group, port if metrics else None)
         return await _listen(settings, running, stopping, ready)
     finally:

@@ -98,6 +98,19 @@ CASES = [
         {"fake/aioboto3/__init__.py": NO_MODULE.format("aioboto3")},
     ),
     Case("ec2-without-launch-template", (*RUNNABLE[:4], "--provisioner", "ec2"), "--launch-template", TOKEN),
+    # Said before GitHub is asked anything (these runs have no network): nothing is created first.
+    Case(
+        "ec2-without-region",
+        (*RUNNABLE[:4], "--provisioner", "ec2", "--launch-template", "lt-1"),
+        "no AWS region",
+        {**TOKEN, "AWS_CONFIG_FILE": "{tmp}/none", "HOME": "{tmp}"},
+    ),
+    Case(
+        "kubernetes-outside-a-cluster-without-kubeconfig",
+        (*RUNNABLE[:4], "--provisioner", "kubernetes"),
+        "no in-cluster service account and no kubeconfig",
+        {**TOKEN, "HOME": "{tmp}"},
+    ),
     Case(
         "kubernetes-bad-pod-template",
         (*RUNNABLE[:4], "--provisioner", "kubernetes", "--pod-template", "{tmp}/pod.yaml"),
