@@ -203,12 +203,16 @@ class State:
 
     # ------------------------------------------------------------------ runners
 
-    async def put_runner(self, record: RunnerRecord) -> None:
+    async def _put(self, table: str, fields: tuple[str, ...], record: RunnerRecord | JobRecord) -> None:
+        """Insert or replace `record` (its labels as a JSON list) in `table`."""
         row = attrs.asdict(record)
         row["labels"] = json.dumps(list(record.labels))
-        marks = ", ".join(f":{name}" for name in _RUNNER_FIELDS)
-        sql = f"INSERT OR REPLACE INTO runners ({_RUNNER_COLUMNS}) VALUES ({marks})"
+        marks = ", ".join(f":{name}" for name in fields)
+        sql = f"INSERT OR REPLACE INTO {table} ({', '.join(fields)}) VALUES ({marks})"
         await self._run(lambda db: db.execute(sql, row))
+
+    async def put_runner(self, record: RunnerRecord) -> None:
+        await self._put("runners", _RUNNER_FIELDS, record)
 
     async def delete_runner(self, name: str) -> None:
         await self._run(lambda db: db.execute("DELETE FROM runners WHERE name = ?", (name,)))
@@ -234,11 +238,7 @@ class State:
     # ------------------------------------------------------------------ jobs
 
     async def put_job(self, record: JobRecord) -> None:
-        row = attrs.asdict(record)
-        row["labels"] = json.dumps(list(record.labels))
-        marks = ", ".join(f":{name}" for name in _JOB_FIELDS)
-        sql = f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES ({marks})"
-        await self._run(lambda db: db.execute(sql, row))
+        await self._put("jobs", _JOB_FIELDS, record)
 
     async def job(self, request_id: int) -> JobRecord | None:
         rows = await self._run(
